@@ -1,0 +1,1 @@
+"""The Gemini capsule (Jetforce + Titan uploads). STUB."""

@@ -1,0 +1,1 @@
+"""STUB: format plugin, to be written."""

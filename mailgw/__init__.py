@@ -1,0 +1,1 @@
+"""The SMTP gateway (aiosmtpd). STUB."""
