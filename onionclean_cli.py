@@ -1,16 +1,211 @@
 """The ``onionclean`` command: the one place that wires core, capsule and mailgw together.
 
-STUB: subcommands are added by the core (clean, inspect), capsule, mailgw and serve work.
+    onionclean clean FILE... [-o DIR | --in-place]
+    onionclean inspect FILE... [--json]
+    onionclean capsule --host 127.0.0.1 --port 1965 --hostname NAME --state-dir DIR
+    onionclean mailgw --host 127.0.0.1 --port 2525 --domain NAME --relay HOST:PORT
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import core
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("onionclean: not yet implemented", file=sys.stderr)
-    return 2
+# --- clean / inspect -------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on stderr for batches (only when stderr is a terminal)."""
+
+    def __init__(self, total: int, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
+        self.total, self.done, self.stream = total, 0, stream
+        self.enabled = total > 1 and stream.isatty()
+
+    def step(self) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 30
+        filled = width * self.done // self.total
+        bar = "#" * filled + "-" * (width - filled)
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total}")
+        if self.done == self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _policy_from_args(args: argparse.Namespace) -> core.Policy:
+    return core.Policy(
+        orientation=core.Orientation(args.orientation),
+        keep_icc=args.keep_icc,
+        max_bytes=int(args.max_mb * 1_000_000),
+    )
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise core.TooLarge(f"this file is over the limit of {limit / 1e6:.0f} MB")
+    return data
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``target``, fsync, then rename over it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.chmod(tmp, target.stat().st_mode & 0o7777)
+        except FileNotFoundError:
+            pass
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _output_path(src: Path, cleaned: core.Cleaned, out_dir: Path | None, in_place: bool) -> Path:
+    if in_place:
+        return src
+    name = src.stem + cleaned.extension
+    if out_dir is not None:
+        return out_dir / name
+    return src.with_name(f"{src.stem}.clean{cleaned.extension}")
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    policy = _policy_from_args(args)
+    out_dir: Path | None = args.output
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress(len(args.files))
+    failures = 0
+    for src in args.files:
+        try:
+            cleaned = core.clean(_read_limited(src, policy.max_bytes), policy)
+            target = _output_path(src, cleaned, out_dir, args.in_place)
+            if not args.in_place and target.exists():
+                raise FileExistsError(f"{target} exists; not overwriting it")
+            _write_atomically(target, cleaned.data)
+            if not args.quiet:
+                n = len(cleaned.report.removed)
+                print(f"{src}: cleaned -> {target} ({n} piece(s) of metadata removed)")
+        except (core.CleanError, OSError) as e:
+            failures += 1
+            print(f"{src}: not cleaned: {e}", file=sys.stderr)
+        progress.step()
+    return EXIT_OK if failures == 0 else EXIT_SOME_FAILED
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    progress = Progress(len(args.files))
+    failures = 0
+    results = []
+    for src in args.files:
+        try:
+            report = core.inspect(_read_limited(src, int(args.max_mb * 1_000_000)))
+            if args.json:
+                results.append({"file": str(src), "report": report.to_dict()})
+            else:
+                print(f"== {src}")
+                print(report.text())
+                print()
+        except (core.CleanError, OSError) as e:
+            failures += 1
+            if args.json:
+                results.append({"file": str(src), "error": str(e)})
+            else:
+                print(f"{src}: cannot inspect: {e}", file=sys.stderr)
+        progress.step()
+    if args.json:
+        json.dump(results, sys.stdout, indent=2, default=str)
+        print()
+    return EXIT_OK if failures == 0 else EXIT_SOME_FAILED
+
+
+def _add_core_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("clean", help="remove all metadata from photos")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", type=Path, metavar="DIR",
+                       help="write each cleaned file into DIR")
+    where.add_argument("--in-place", action="store_true",
+                       help="replace each file atomically (untouched on any failure)")
+    p.add_argument("--orientation", choices=[o.value for o in core.Orientation],
+                   default=core.Orientation.KEEP.value,
+                   help="keep the orientation tag (default), bake it into the pixels, or drop it")
+    p.add_argument("--keep-icc", action="store_true", help="keep colour profiles")
+    p.add_argument("--max-mb", type=float, default=50.0, help="largest input (default 50 MB)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser("inspect", help="show what photos give away")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--max-mb", type=float, default=50.0)
+    p.set_defaults(func=cmd_inspect)
+
+
+# --- capsule (Gemini/Titan) ------------------------------------------------------------
+
+
+def _add_capsule_command(sub: argparse._SubParsersAction) -> None:
+    """STUB: the capsule work adds `onionclean capsule` here."""
+
+
+# --- mailgw (SMTP) ---------------------------------------------------------------------
+
+
+def _add_mailgw_command(sub: argparse._SubParsersAction) -> None:
+    """STUB: the mail gateway work adds `onionclean mailgw` here."""
+
+
+# --- serve (both, optionally behind Tor) ----------------------------------------------
+
+
+def _add_serve_command(sub: argparse._SubParsersAction) -> None:
+    """STUB: the serve work adds `onionclean serve [--tor]` here."""
+
+
+# --- main ------------------------------------------------------------------------------
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_core_commands,
+    _add_capsule_command,
+    _add_mailgw_command,
+    _add_serve_command,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onionclean", description="Remove every piece of metadata from photos."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":
