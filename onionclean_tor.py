@@ -144,7 +144,11 @@ def install_asyncio_reactor() -> IReactorCore:
 
 
 def _control_endpoint(control: str, reactor: IReactorCore) -> Any:
-    from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint
+    from twisted.internet.endpoints import (
+        TCP4ClientEndpoint,
+        TCP6ClientEndpoint,
+        UNIXClientEndpoint,
+    )
 
     if control.startswith("unix:"):
         path = control[len("unix:"):]
@@ -200,6 +204,9 @@ async def launch_or_attach(settings: TorSettings, reactor: IReactorCore | None =
     control-spec §3.23).
     """
     import txtorcon
+    from twisted.internet import defer
+    from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
+    from txtorcon.util import available_tcp_port
 
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -230,11 +237,27 @@ async def launch_or_attach(settings: TorSettings, reactor: IReactorCore | None =
             log.info("tor: bootstrapped %d%%", int(percent))
         last_progress[0] = int(percent)
 
+    # txtorcon connects once, when tor prints "Opening Control listener", which can
+    # come before the socket exists (ENOENT; seen in 1 of ~5 test runs) and then it
+    # never retries: give it a connector that retries for a few seconds.
+    control_path = os.path.realpath(data_dir / "control.socket")
+    if len(control_path.encode()) < 100:  # sun_path holds 108 bytes
+        control_port: str | int = f"unix:{control_path}"
+        endpoint = UNIXClientEndpoint(reactor, control_path)
+    else:
+        control_port = await available_tcp_port(reactor)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", control_port)
+
+    def connect_control() -> defer.Deferred[Any]:
+        return defer.Deferred.fromCoroutine(_connect_with_retry(reactor, endpoint))
+
     try:
         tor = await txtorcon.launch(
             reactor,
             progress_updates=progress,
             data_directory=str(data_dir),
+            control_port=control_port,
+            connection_creator=connect_control,
             tor_binary=settings.tor_binary,
             timeout=settings.launch_timeout,
             kill_on_stderr=True,
@@ -250,6 +273,22 @@ async def launch_or_attach(settings: TorSettings, reactor: IReactorCore | None =
     running = RunningTor(tor=tor, launched=True, reactor=reactor)
     log.info("tor: launched (pid %s)", running.pid)
     return running
+
+
+async def _connect_with_retry(reactor: IReactorCore, endpoint: Any, attempts: int = 100,
+                              delay: float = 0.1) -> Any:
+    """Connect a control protocol to a tor that is still opening its control listener."""
+    import txtorcon
+    from twisted.internet import error, task
+
+    for attempt in range(attempts):
+        try:
+            return await endpoint.connect(txtorcon.TorProtocolFactory())
+        except (error.ConnectError, error.ConnectionRefusedError, FileNotFoundError):
+            if attempt == attempts - 1:
+                raise
+            await task.deferLater(reactor, delay, lambda: None)
+    raise AssertionError("unreachable")
 
 
 # -- the onion service ----------------------------------------------------------------
@@ -467,10 +506,29 @@ def _ports_from_args(specs: Sequence[str]) -> dict[int, tuple[str, int]]:
     return ports
 
 
+class _DropCleanTorExit(logging.Filter):
+    """txtorcon logs a launched tor's normal exit (code 0) as an error; it is not one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tor exited with error-code 0" not in record.getMessage()
+
+
+def _route_twisted_logs() -> None:
+    """Send Twisted's log (and txtorcon's) to Python logging, warnings and errors only."""
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+    twisted_log = logging.getLogger("twisted")
+    twisted_log.setLevel(logging.WARNING)
+    twisted_log.addFilter(_DropCleanTorExit())
+    globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")],
+                                     redirectStandardIO=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
+    _route_twisted_logs()
     options: dict[str, list[str]] = {}
     for line in args.tor_option:
         k, _, v = line.strip().partition(" ")

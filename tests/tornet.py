@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 TOR = shutil.which("tor") or "/usr/bin/tor"
 TOR_GENCERT = shutil.which("tor-gencert") or "/usr/bin/tor-gencert"
 
@@ -112,6 +114,7 @@ class TorNetwork:
     socks_port: int
     control_port: int
     cookie_file: Path
+    control_socket: Path
     started_at: float  # time.monotonic() when the first tor was started
     nodes: list[Node] = field(default_factory=list)
 
@@ -302,6 +305,9 @@ def tor_network(ready_timeout: float = 90.0) -> Iterator[TorNetwork]:
         # Voting rounds start at midnight + k*interval + offset (dirvote.c); put the
         # first valid-after FIRST_CONSENSUS_AFTER seconds from now.
         offset = int(time.time() + FIRST_CONSENSUS_AFTER) % VOTING_INTERVAL
+        # ONIONCLEAN_TORNET_KEEP=1 keeps the directory and an info-level client log.
+        debug_log = ([("Log", f"info file {client.directory / 'info.log'}")]
+                     if os.environ.get("ONIONCLEAN_TORNET_KEEP") else [])
         common = list(COMMON_OPTIONS.items()) + [("DirAuthority", ln) for ln in lines]
         for i, node in enumerate(nodes[:-1]):
             _start(node, [
@@ -338,15 +344,17 @@ def tor_network(ready_timeout: float = 90.0) -> Iterator[TorNetwork]:
             ("DataDirectory", str(client.directory)),
             ("Nickname", "client"),
             ("Log", f"notice file {client.log}"),
-            *([("Log", f"info file {client.directory / 'info.log'}")] if os.environ.get("ONIONCLEAN_TORNET_KEEP") else []),
+            *debug_log,
             *common,
             ("SocksPort", f"127.0.0.1:{socks_port}"),
             ("ControlPort", f"127.0.0.1:{control_port}"),
+            ("ControlSocket", str(client.directory / "control.sock")),
             ("CookieAuthentication", "1"),
         ])
         net = TorNetwork(
             base=base, dir_authority_lines=lines, socks_port=socks_port,
             control_port=control_port, cookie_file=client.directory / "control_auth_cookie",
+            control_socket=client.directory / "control.sock",
             started_at=started, nodes=nodes,
         )
         wait_for(lambda: _client_ready(net), ready_timeout, "the client's first circuit", net)
@@ -359,6 +367,14 @@ def tor_network(ready_timeout: float = 90.0) -> Iterator[TorNetwork]:
             print(f"tornet: kept {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tor_net() -> Iterator[TorNetwork]:
+    """A fresh private network for one test module (import this fixture into the
+    module: ``from tornet import tor_net  # noqa: F401``)."""
+    with tor_network() as net:
+        yield net
 
 
 if __name__ == "__main__":  # manual check: python tests/tornet.py
