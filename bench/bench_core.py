@@ -185,13 +185,12 @@ def measure_in_process(files: list[Path], reps: int, work: Path) -> list[Result]
     clean = Result("onionclean core.clean (in-process)", files=len(files), bytes_in=size)
     rcw = Result("onionclean read+clean+write (in-process)", files=len(files), bytes_in=size)
     rw = Result("read+write baseline (in-process)", files=len(files), bytes_in=size)
-    outs = [work / f"rw-{i}.bin" for i in range(len(files))]
     for blob in blobs:  # warm-up, and count the files onionclean refuses
         try:
             core.clean(blob)
         except core.CleanError:
             clean.failures += 1
-    for _ in range(reps):
+    for rep in range(reps):
         t0 = time.perf_counter()
         for blob in blobs:
             try:
@@ -199,26 +198,28 @@ def measure_in_process(files: list[Path], reps: int, work: Path) -> list[Result]
             except core.CleanError:
                 pass
         clean.seconds.append(time.perf_counter() - t0)
-
-        t0 = time.perf_counter()
-        for src, out in zip(files, outs, strict=True):
-            with open(src, "rb") as f:
-                data = f.read()
-            try:
-                data = core.clean(data).data
-            except core.CleanError:
-                pass
-            with open(out, "wb") as f:
-                f.write(data)
-        rcw.seconds.append(time.perf_counter() - t0)
-
-        t0 = time.perf_counter()
-        for src, out in zip(files, outs, strict=True):
-            with open(src, "rb") as f:
-                data = f.read()
-            with open(out, "wb") as f:
-                f.write(data)
-        rw.seconds.append(time.perf_counter() - t0)
+        # Each pass writes new files (created, never truncated: ext4 flushes a file that
+        # is truncated and rewritten), and the two passes alternate to share conditions.
+        passes = [(rcw, True), (rw, False)]
+        folders = []
+        for result, cleaning in passes if rep % 2 else passes[::-1]:
+            folder = work / f"rw-{rep}-{cleaning}"
+            folder.mkdir()
+            folders.append(folder)
+            t0 = time.perf_counter()
+            for i, src in enumerate(files):
+                with open(src, "rb") as f:
+                    data = f.read()
+                if cleaning:
+                    try:
+                        data = core.clean(data).data
+                    except core.CleanError:
+                        pass
+                with open(folder / str(i), "wb") as f:
+                    f.write(data)
+            result.seconds.append(time.perf_counter() - t0)
+        for folder in folders:
+            shutil.rmtree(folder)
     # Memory: the peak of what clean allocates while it runs (the input is the caller's).
     peak = 0
     for blob in blobs:

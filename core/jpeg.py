@@ -80,6 +80,8 @@ PHOTOSHOP_ID = b"Photoshop 3.0\x00"
 SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 #: Fill bytes, then the marker code (B.1.1.2).
 MARKER_AT = re.compile(rb"\xff+([^\xff])", re.S)
+#: Zero bytes some writers leave after a segment; libjpeg skips them with a warning.
+ZERO_PADDING = re.compile(rb"\x00+")
 
 ORIENTATION_WORDS = {
     1: "as stored",
@@ -131,6 +133,7 @@ class JpegLayout:
     width: int = 0
     height: int = 0
     eoi_end: int = 0  # offset just after EOI; data[eoi_end:] is trailing data
+    padding: int = 0  # zero bytes found between segments (dropped)
 
 
 def _damaged(what: str) -> MalformedImage:
@@ -215,6 +218,11 @@ def walk(data: bytes, policy: Policy, *, check_size: bool = True) -> JpegLayout:
     while True:
         if pos >= n:
             raise MalformedImage("the JPEG is cut short: it has no end-of-image marker")
+        if data[pos] == 0x00:
+            pad = ZERO_PADDING.match(data, pos)
+            if pad is not None and pad.end() < n and data[pad.end()] == 0xFF:
+                layout.padding += pad.end() - pos
+                pos = pad.end()
         if data[pos] != 0xFF:
             raise MalformedImage(
                 f"the JPEG has stray bytes between its segments (at byte {pos})"
@@ -589,6 +597,8 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
         for s in layout.segments
     ):
         report.kept.append("colour profile (as asked)")
+    if layout.padding:
+        removed("zero padding between segments", layout.padding)
     trailer = len(data) - layout.eoi_end
     if trailer > 0:
         removed("data after the end of the image", trailer)
@@ -624,6 +634,8 @@ def leftovers(data: bytes, policy: Policy) -> list[str]:
         if marker == APP2 and policy.keep_icc and payload.startswith(ICC_ID):
             continue
         found.append(identify(marker, payload))
+    if layout.padding:
+        found.append(f"{layout.padding} padding bytes between segments")
     trailer = len(data) - layout.eoi_end
     if trailer > 0:
         found.append(f"{trailer} bytes after the end of the image")

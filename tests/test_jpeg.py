@@ -340,7 +340,7 @@ def test_fill_bytes_and_odd_segment_order_and_dnl() -> None:
     # frame header first, tables after it, a DRI of 0, COMs in between, fill bytes
     odd = [
         b"\xff\xff\xff" + sof,
-        segment(0xFE, SECRET),
+        segment(0xFE, SECRET) + b"\x00\x00\x00",  # zero padding, as some writers leave
         *[b"\xff" + s for s in dqt],
         segment(0xDD, b"\x00\x00"),
         *reversed(dht),
@@ -355,6 +355,7 @@ def test_fill_bytes_and_odd_segment_order_and_dnl() -> None:
     assert pixels(cleaned.data) == pixels(data)
     got = markers(cleaned.data)
     assert jpeg.DNL in got and jpeg.DRI in got
+    assert any("padding" in r.what for r in cleaned.report.removed)
     assert b"\xff\xff" not in cleaned.data.replace(b"\xff\xff\xd9", b"")  # fill dropped
 
 
