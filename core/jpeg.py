@@ -374,8 +374,14 @@ def orientation_app1(orientation: int) -> bytes:
 
 
 def exif_orientation(data: bytes, layout: JpegLayout) -> int:
-    """The Orientation of the first EXIF APP1 (the one decoders use), 1 when none."""
+    """The Orientation of the first EXIF APP1 before the first scan, 1 when none.
+
+    That is the block decoders and viewers read (Pillow's, libjpeg's saved markers);
+    an EXIF block after the first SOS does not change how the picture displays.
+    """
     for seg in layout.segments:
+        if seg.marker == SOS:
+            break
         if seg.marker == APP1 and data.startswith(EXIF_ID, seg.payload_start, seg.end):
             return read_orientation(data[seg.payload_start + 6 : seg.end]) or 1
     return 1
