@@ -134,6 +134,7 @@ class JpegLayout:
     height: int = 0
     eoi_end: int = 0  # offset just after EOI; data[eoi_end:] is trailing data
     padding: int = 0  # zero bytes found between segments (dropped)
+    height_from_dnl: bool = False  # the frame header said 0 lines; a DNL gave the height
 
 
 def _damaged(what: str) -> MalformedImage:
@@ -272,6 +273,7 @@ def walk(data: bytes, policy: Policy, *, check_size: bool = True) -> JpegLayout:
             _check_segment(marker, data, p, end)
             if marker == DNL and not layout.height:
                 layout.height = data[p] << 8 | data[p + 1]
+                layout.height_from_dnl = True
                 if check_size:
                     formats.check_pixels(layout.width, layout.height, policy, "JPEG")
         if marker == SOS:
@@ -546,6 +548,13 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
     """
     layout = walk(data, policy)
     describe(data, layout, report)
+    if layout.height_from_dnl:
+        # T.81 B.2.5 allows it, but libjpeg-turbo (Pillow) cannot decode such files,
+        # so the output check could never prove the result whole.
+        raise MalformedImage(
+            "this JPEG gives its height only after the image data (a DNL marker);"
+            " such files are not supported"
+        )
     orientation = exif_orientation(data, layout)
     if policy.orientation == Orientation.BAKE and orientation != 1:
         from core import pixels
