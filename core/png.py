@@ -50,6 +50,10 @@ KEPT_SIZES: dict[bytes, range] = {
     b"acTL": range(8, 9),
     b"fcTL": range(26, 27),
 }
+#: PNG spec 11.2.1, Table 11.1: the allowed bit depths of each colour type.
+BIT_DEPTHS: dict[int, tuple[int, ...]] = {
+    0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16),
+}
 #: Standard ancillary chunks that say nothing about the person (removed without a finding).
 HARMLESS = frozenset(
     {b"bKGD", b"hIST", b"sPLT", b"oFFs", b"pCAL", b"sCAL", b"sTER", b"cICP", b"mDCV",
@@ -149,8 +153,12 @@ def walk(data: bytes, policy: Policy) -> Walk:
         if not chunks:
             if ctype != b"IHDR" or length != 13:
                 raise MalformedImage("the PNG does not start with its IHDR header chunk")
-            width, height = unpack(">II", data, pos + 8)
+            width, height, depth, colour, compression, filtering, interlace = unpack(
+                ">IIBBBBB", data, pos + 8)
             check_pixels(width, height, policy, "PNG")
+            if depth not in BIT_DEPTHS.get(colour, ()) or compression or filtering or (
+                    interlace > 1):
+                raise MalformedImage("the PNG's header (IHDR) describes an impossible image")
         elif ctype == b"IHDR":
             raise MalformedImage("the PNG has a second IHDR header chunk")
         allowed = KEPT_SIZES.get(ctype)
