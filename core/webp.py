@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 
 from core import exif, icc, pixels, xmp
-from core.chunk_tools import describe_trailing, readable
+from core.chunk_tools import describe_trailing
 from core.errors import MalformedImage, TooLarge
 from core.formats import CleanOutput, ImageFormat, check_pixels, register
 from core.policy import Orientation, Policy
@@ -68,7 +68,10 @@ class Chunk:
 
     @property
     def name(self) -> str:
-        return readable(self.fourcc.decode("latin-1"), 4).strip() or "?"
+        """The FourCC for messages, or a placeholder when it is not printable ASCII."""
+        if all(0x20 <= b < 0x7F for b in self.fourcc) and self.fourcc.strip():
+            return self.fourcc.decode("ascii").strip()
+        return "unnamed"
 
 
 @dataclass
@@ -158,7 +161,7 @@ def parse(data: bytes, policy: Policy) -> Parsed:
         width, height, alpha = _vp8l_header(first_payload)
         extended = False
     else:
-        raise MalformedImage(f"the WebP starts with a {first.name} chunk instead of an image")
+        raise MalformedImage("the WebP does not start with an image chunk (VP8, VP8L or VP8X)")
     check_pixels(width, height, policy, "WebP")
     frames: dict[int, list[Chunk]] = {}
     for chunk in chunks[1:]:
@@ -169,17 +172,26 @@ def parse(data: bytes, policy: Policy) -> Parsed:
         if chunk.fourcc == b"ANMF":
             if not extended or chunk.size < ANMF_HEADER:
                 raise MalformedImage("the WebP has a damaged animation frame (ANMF)")
-            fw = 1 + int.from_bytes(data[chunk.payload_start + 6 : chunk.payload_start + 9],
-                                    "little")
-            fh = 1 + int.from_bytes(data[chunk.payload_start + 9 : chunk.payload_start + 12],
-                                    "little")
+            fx, fy, fw, fh = (
+                int.from_bytes(data[chunk.payload_start + i : chunk.payload_start + i + 3],
+                               "little") for i in (0, 3, 6, 9))
+            fw, fh = fw + 1, fh + 1
             check_pixels(fw, fh, policy, "WebP animation frame")
+            if 2 * fx + fw > width or 2 * fy + fh > height:
+                raise MalformedImage("a WebP animation frame lies outside the canvas")
             subs, bad = _chunks(data, chunk.payload_start + ANMF_HEADER, chunk.payload_end,
                                 policy, count, " (inside an animation frame)")
             frames[chunk.start] = subs
             bad_padding += bad
     if not any(c.fourcc in (b"VP8 ", b"VP8L", b"ANMF") for c in chunks):
         raise MalformedImage("the WebP holds no image data (no VP8, VP8L or ANMF chunk)")
+    if extended:
+        still = next((c for c in chunks if c.fourcc in (b"VP8 ", b"VP8L")), None)
+        if still is not None:
+            payload = data[still.payload_start : still.payload_end]
+            size = _vp8_size(payload) if still.fourcc == b"VP8 " else _vp8l_header(payload)[:2]
+            if size != (width, height):
+                raise MalformedImage("the WebP's canvas size does not match its image")
     return Parsed(chunks, frames, riff_end, width, height, extended, alpha, bad_padding)
 
 

@@ -17,11 +17,13 @@ from core import png as png_module
 from core.png import PNG
 from tests.chunk_helpers import (
     FUZZ,
+    XMP_PACKET,
     assert_exiftool_clean,
     assert_no_secrets,
     assert_pixel_exact,
     clean_or_refuse,
     displayed,
+    exif_tiff,
     flip,
     frames,
     fuzz_corruptions,
@@ -30,27 +32,6 @@ from tests.chunk_helpers import (
 )
 from tests.conftest import corpus_dir
 from tests.oracle import exiftool_tags
-
-XMP_PACKET = (
-    b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>'
-    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
-    b' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
-    b' xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:exif="http://ns.adobe.com/exif/1.0/"'
-    b' xmp:CreatorTool="secret-xmp-creator" exif:GPSLatitude="48,51.5N"'
-    b' exif:GPSLongitude="2,17.7E"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
-)
-
-
-def exif_tiff(orientation: int = 1) -> bytes:
-    """An EXIF block (TIFF structure, no ``Exif`` header) with make, model, GPS, orientation."""
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    exif[0x010F] = "SecretMake"
-    exif[0x0110] = "SecretModel"
-    gps = exif.get_ifd(0x8825)
-    gps[1], gps[2], gps[3], gps[4] = "N", (48.0, 51.0, 29.5), "E", (2.0, 17.0, 40.2)
-    data = exif.tobytes()
-    return data[6:] if data.startswith(b"Exif\x00\x00") else data
 
 
 def chunk(ctype: bytes, body: bytes) -> bytes:
