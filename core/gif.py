@@ -154,8 +154,13 @@ def parse(data: bytes, policy: Policy) -> Parsed:
                 f"the GIF has an unknown block (starting with byte 0x{intro:02X}): it is damaged"
             )
         pos = end
-    if not any(b.kind == "image" for b in blocks):
+    first = next((b for b in blocks if b.kind == "image"), None)
+    if first is None:
         raise MalformedImage("the GIF holds no image")
+    # Like Pillow (and browsers), a first frame reaching past the logical screen grows it.
+    x, y, w, h = struct.unpack_from("<HHHH", data, first.start + 1)
+    width, height = max(width, x + w), max(height, y + h)
+    check_pixels(width, height, policy, "GIF")
     return Parsed(blocks, pos, width, height, has_trailer)
 
 
@@ -268,6 +273,7 @@ class GIF(ImageFormat):
                 if block.kind == "text" and pending_gce is not None:
                     # GIF89a 23: a GCE governs the next graphic block; that block (this
                     # plain text) is gone, so its GCE must not move onto the next image.
+                    report.removed_piece("GIF graphic control", len(out[pending_gce]))
                     out[pending_gce] = b""
                     pending_gce = None
                 continue

@@ -54,7 +54,7 @@ ALLOWED_TAGS: dict[str, set[str]] = {
     "GIF": {
         "GIFVersion", "ImageWidth", "ImageHeight", "HasColorMap", "ColorResolutionDepth",
         "BitsPerPixel", "BackgroundColor", "AnimationIterations", "FrameCount", "Duration",
-        "TransparentColor",
+        "TransparentColor", "PixelAspectRatio",
     },
 }
 
