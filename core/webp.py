@@ -146,7 +146,8 @@ def parse(data: bytes, policy: Policy) -> Parsed:
     if not chunks:
         raise MalformedImage("the WebP holds no image")
     first = chunks[0]
-    first_payload = data[first.payload_start : first.payload_end]
+    # Headers only: never copy a whole bitstream (memory stays near the input's size).
+    first_payload = data[first.payload_start : min(first.payload_end, first.payload_start + 32)]
     alpha = False
     if first.fourcc == b"VP8X":
         if first.size < 10:
@@ -188,7 +189,7 @@ def parse(data: bytes, policy: Policy) -> Parsed:
     if extended:
         still = next((c for c in chunks if c.fourcc in (b"VP8 ", b"VP8L")), None)
         if still is not None:
-            payload = data[still.payload_start : still.payload_end]
+            payload = data[still.payload_start : min(still.payload_end, still.payload_start + 32)]
             size = _vp8_size(payload) if still.fourcc == b"VP8 " else _vp8l_header(payload)[:2]
             if size != (width, height):
                 raise MalformedImage("the WebP's canvas size does not match its image")
