@@ -18,6 +18,13 @@ MAX_INFLATE_TOTAL = 16_000_000
 #: How much of a text value a finding shows.
 MAX_SHOWN_TEXT = 300
 
+#: EXIF Orientation values (TIFF 6.0 tag 274) as a person would say how the photo is stored.
+ORIENTATION_WORDS = {
+    1: "upright", 2: "mirrored", 3: "upside down", 4: "upside down and mirrored",
+    5: "mirrored and turned 90° anticlockwise", 6: "turned 90° clockwise",
+    7: "mirrored and turned 90° clockwise", 8: "turned 90° anticlockwise",
+}
+
 
 class InflateBudget:
     """How many inflated bytes the report may still spend on one file (decompression bombs).

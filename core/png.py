@@ -21,7 +21,13 @@ import zlib
 from dataclasses import dataclass
 
 from core import exif, icc, iptc, pixels, xmp
-from core.chunk_tools import InflateBudget, decode_text, describe_trailing, readable
+from core.chunk_tools import (
+    ORIENTATION_WORDS,
+    InflateBudget,
+    decode_text,
+    describe_trailing,
+    readable,
+)
 from core.errors import MalformedImage, TooLarge
 from core.formats import CleanOutput, ImageFormat, check_pixels, register
 from core.policy import Orientation, Policy
@@ -74,13 +80,6 @@ TEXT_KEYWORDS: dict[str, tuple[Category, str]] = {
     "comment": (Category.COMMENT, "Comment"),
 }
 XMP_KEYWORD = "XML:com.adobe.xmp"
-
-ORIENTATION_WORDS = {
-    2: "mirrored", 3: "upside down", 4: "upside down and mirrored",
-    5: "turned and mirrored", 6: "turned 90° clockwise", 7: "turned and mirrored",
-    8: "turned 90° anticlockwise",
-}
-
 
 @dataclass(frozen=True)
 class Chunk:

@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 
 from core import exif, icc, pixels, xmp
-from core.chunk_tools import describe_trailing
+from core.chunk_tools import ORIENTATION_WORDS, describe_trailing
 from core.errors import MalformedImage, TooLarge
 from core.formats import CleanOutput, ImageFormat, check_pixels, register
 from core.policy import Orientation, Policy
@@ -42,13 +42,6 @@ KEEP = frozenset({b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"})
 ANMF_HEADER = 16
 #: ANIM: background colour (4) + loop count (2); VP8X: flags (1) + reserved (3) + canvas (6).
 FIXED_SIZES = {b"ANIM": 6, b"VP8X": 10}
-
-ORIENTATION_WORDS = {
-    2: "mirrored", 3: "upside down", 4: "upside down and mirrored",
-    5: "turned and mirrored", 6: "turned 90° clockwise", 7: "turned and mirrored",
-    8: "turned 90° anticlockwise",
-}
-
 
 @dataclass(frozen=True)
 class Chunk:

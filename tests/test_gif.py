@@ -19,6 +19,7 @@ from tests.chunk_helpers import (
     flip,
     frames,
     fuzz_corruptions,
+    outside_image_data,
     truncate,
     truncations,
 )
@@ -220,3 +221,10 @@ def test_byte_flips_clean_or_refuse() -> None:
 
 def test_frames_helper_sees_every_gif_frame() -> None:
     assert len(frames(dirty_gif())) == 3
+
+
+def test_corruption_check_sees_the_metadata_blocks() -> None:
+    """The helper that spares image data must still see every metadata block of the input."""
+    rest = outside_image_data(dirty_gif())
+    for needle in (b"Jane Secret", b"secret plain text", b"PRIVATEPAYLOAD", b"TRAILINGSECRET"):
+        assert needle in rest

@@ -27,6 +27,7 @@ from tests.chunk_helpers import (
     flip,
     frames,
     fuzz_corruptions,
+    outside_image_data,
     truncate,
     truncations,
 )
@@ -294,3 +295,10 @@ def test_flips_behind_a_valid_crc_clean_or_refuse() -> None:
 
 def test_frames_helper_sees_every_apng_frame() -> None:
     assert len(frames(dirty_apng())) == 3
+
+
+def test_corruption_check_sees_the_metadata_blocks() -> None:
+    """The helper that spares image data must still see every metadata block of the input."""
+    rest = outside_image_data(dirty_apng())
+    for needle in (b"Jane Secret", b"PRIVATEPAYLOAD", b"TRAILINGSECRET"):
+        assert needle in rest

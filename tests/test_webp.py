@@ -21,6 +21,7 @@ from tests.chunk_helpers import (
     flip,
     frames,
     fuzz_corruptions,
+    outside_image_data,
     truncate,
     truncations,
 )
@@ -239,3 +240,10 @@ def test_byte_flips_clean_or_refuse() -> None:
 
 def test_frames_helper_sees_every_webp_frame() -> None:
     assert len(frames(dirty_animated_webp())) == 3
+
+
+def test_corruption_check_sees_the_metadata_blocks() -> None:
+    """The helper that spares image data must still see every metadata block of the input."""
+    rest = outside_image_data(dirty_animated_webp())
+    for needle in (b"PRIVATEPAYLOAD", b"secret-xmp-creator", b"TRAILINGSECRET"):
+        assert needle in rest
