@@ -65,7 +65,9 @@ def decode_text(raw: bytes, encoding: str = "utf-8") -> str:
     """Bytes from a stranger as text: ``encoding`` first, Latin-1 when that fails."""
     try:
         return raw.decode(encoding)
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as e:
+        if e.start >= len(raw) - 3:  # only the last character was cut by a length limit
+            return raw[: e.start].decode(encoding, "replace")
         return raw.decode("latin-1")
 
 

@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass, field
 
 from core import icc, iptc, xmp
-from core.chunk_tools import decode_text, describe_trailing, readable
+from core.chunk_tools import MAX_SHOWN_TEXT, decode_text, describe_trailing, readable
 from core.errors import MalformedImage, TooLarge
 from core.formats import CleanOutput, ImageFormat, check_pixels, register
 from core.policy import Policy
@@ -43,6 +43,8 @@ XMP_APPLICATION = b"XMP DataXMP"
 #: XMP spec part 3, 1.1.2: the "magic trailer" that makes raw XMP look like sub-blocks
 #: (0x01, 0xFF down to 0x00) followed by the block terminator.
 XMP_MAGIC_TRAILER = b"\x01" + bytes(range(255, -1, -1)) + b"\x00"
+#: How much of a comment the report decodes (it shows a few hundred characters).
+SHOWN_BYTES = 4 * MAX_SHOWN_TEXT
 
 
 @dataclass
@@ -79,12 +81,15 @@ def _skip_sub_blocks(data: bytes, pos: int) -> int:
             return pos
 
 
-def sub_block_data(data: bytes, pos: int, end: int) -> bytes:
-    """The concatenated payload of the sub-blocks between ``pos`` and ``end``."""
+def sub_block_data(data: bytes, pos: int, end: int, limit: int | None = None) -> bytes:
+    """The concatenated payload of the sub-blocks between ``pos`` and ``end``
+    (only about the first ``limit`` bytes when given)."""
     parts = []
-    while pos < end:
+    total = 0
+    while pos < end and (limit is None or total < limit):
         n = data[pos]
         parts.append(data[pos + 1 : pos + 1 + n])
+        total += n
         pos += 1 + n
     return b"".join(parts)
 
@@ -187,10 +192,10 @@ def canonical_loop(app: bytes, count: int) -> bytes:
 def _describe(data: bytes, block: Block, report: Report) -> None:
     """Findings for a block that cleaning drops."""
     if block.kind == "comment":
-        text = decode_text(sub_block_data(data, block.data_start, block.end))
+        text = decode_text(sub_block_data(data, block.data_start, block.end, SHOWN_BYTES))
         report.add(Category.COMMENT, "Comment", readable(text) or "(empty)")
     elif block.kind == "text":
-        payload = sub_block_data(data, block.data_start, block.end)
+        payload = sub_block_data(data, block.data_start, block.end, SHOWN_BYTES)
         text = decode_text(payload[12:])  # after the 12-byte text grid header (25.c)
         report.add(Category.COMMENT, "Text drawn over the picture", readable(text) or "(empty)")
     elif block.kind == "app":

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 from core import exif, icc, iptc, pixels, xmp
 from core.chunk_tools import (
+    MAX_SHOWN_TEXT,
     ORIENTATION_WORDS,
     InflateBudget,
-    decode_text,
     describe_trailing,
     readable,
 )
@@ -80,6 +80,8 @@ TEXT_KEYWORDS: dict[str, tuple[Category, str]] = {
     "comment": (Category.COMMENT, "Comment"),
 }
 XMP_KEYWORD = "XML:com.adobe.xmp"
+#: ImageMagick's hex "Raw profile type ..." texts larger than this are not decoded.
+MAX_RAW_PROFILE = 8_000_000
 
 @dataclass(frozen=True)
 class Chunk:
@@ -181,22 +183,31 @@ def _exif_tiff(body: bytes) -> bytes:
     return body[6:] if body.startswith(b"Exif\x00\x00") else body
 
 
-def _describe_text(keyword: str, text: bytes | str, report: Report) -> None:
-    """A text chunk's keyword and value as a finding (or the XMP/EXIF it carries)."""
+def _describe_text(keyword: str, raw: bytes, encoding: str, report: Report) -> None:
+    """A text chunk's keyword and value as a finding (or the XMP/EXIF it carries).
+
+    Only the start of a long text is decoded: the report shows a few hundred characters.
+    """
     if keyword == XMP_KEYWORD:
-        xmp.describe(text.encode("utf-8") if isinstance(text, str) else text, report)
+        xmp.describe(raw, report)
         return
-    value = text if isinstance(text, str) else decode_text(text)
-    if keyword.lower().startswith("raw profile type "):
-        if _describe_raw_profile(keyword[17:].lower(), value, report):
+    if keyword.lower().startswith("raw profile type ") and len(raw) <= MAX_RAW_PROFILE:
+        if _describe_raw_profile(keyword[17:].lower(), raw.decode("latin-1"), report):
             return
+    value = raw[: 4 * MAX_SHOWN_TEXT].decode(encoding, "replace")
     category, label = TEXT_KEYWORDS.get(keyword.lower(), (None, ""))
     if category is None:
         if keyword.lower().startswith("date:"):
             category, label = Category.TIME, f"Date ({readable(keyword, 40)})"
         else:
             category, label = Category.COMMENT, f"Text “{readable(keyword, 79)}”"
-    report.add(category, label, readable(value) or "(empty)", keyword=keyword)
+    report.add(category, label, readable(value) or "(empty)", keyword=readable(keyword, 79))
+
+
+def _keyword(body: bytes) -> tuple[str, bytes]:
+    """PNG spec 11.3.3: a 1-79 byte Latin-1 keyword, a NUL, then the rest."""
+    keyword, _, rest = body.partition(b"\x00")
+    return keyword[:79].decode("latin-1"), rest
 
 
 def _describe_raw_profile(kind: str, value: str, report: Report) -> bool:
@@ -228,40 +239,35 @@ def _describe_raw_profile(kind: str, value: str, report: Report) -> bool:
 def describe_chunk(ctype: bytes, body: bytes, report: Report, budget: InflateBudget) -> None:
     """Add findings for one chunk that cleaning drops (PNG spec 11.3)."""
     if ctype == b"tEXt":
-        keyword, _, text = body.partition(b"\x00")
-        _describe_text(keyword.decode("latin-1"), text.decode("latin-1"), report)
-    elif ctype == b"zTXt":
-        keyword, _, rest = body.partition(b"\x00")
-        inflated = budget.inflate(rest[1:]) if rest[:1] == b"\x00" else None
-        kw = keyword.decode("latin-1")
-        if inflated is None:
-            report.add(Category.COMMENT, f"Compressed text “{readable(kw, 79)}”",
-                       f"{human_size(len(body))}, too large or damaged to read", keyword=kw)
+        keyword, text = _keyword(body)
+        _describe_text(keyword, text, "latin-1", report)
+    elif ctype in (b"zTXt", b"iTXt"):
+        keyword, rest = _keyword(body)
+        if ctype == b"zTXt":
+            compressed, method, encoding = b"\x01", rest[:1], "latin-1"
+            text = rest[1:]
         else:
-            _describe_text(kw, inflated.decode("latin-1"), report)
-    elif ctype == b"iTXt":
-        keyword, _, rest = body.partition(b"\x00")
-        kw = keyword.decode("latin-1")
-        compressed, method = rest[:1], rest[1:2]
-        _language, _, rest = rest[2:].partition(b"\x00")
-        _translated, _, text = rest.partition(b"\x00")
+            compressed, method, encoding = rest[:1], rest[1:2], "utf-8"
+            _language, _, rest = rest[2:].partition(b"\x00")
+            _translated, _, text = rest.partition(b"\x00")
         if compressed == b"\x01":
             inflated = budget.inflate(text) if method == b"\x00" else None
             if inflated is None:
-                report.add(Category.COMMENT, f"Compressed text “{readable(kw, 79)}”",
+                report.add(Category.COMMENT, f"Compressed text “{readable(keyword, 79)}”",
                            f"{human_size(len(body))}, too large or damaged to read",
-                           keyword=kw)
+                           keyword=readable(keyword, 79))
                 return
             text = inflated
-        _describe_text(kw, text, report)
+        _describe_text(keyword, text, encoding, report)
     elif ctype == b"eXIf":
         exif.describe(_exif_tiff(body), report, source="EXIF")
     elif ctype == b"iCCP":
         name, _, rest = body.partition(b"\x00")
         profile = budget.inflate(rest[1:]) if rest[:1] == b"\x00" else None
         if profile is None:
+            label = readable(name[:79].decode("latin-1"), 79)
             report.add(Category.COLOUR_PROFILE, "Colour profile",
-                       f"“{readable(name.decode('latin-1'), 79)}” (too large or damaged to read)")
+                       f"“{label}” (too large or damaged to read)")
         else:
             icc.describe(profile, report)
     elif ctype == b"tIME" and len(body) == 7:
