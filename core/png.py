@@ -152,6 +152,9 @@ def walk(data: bytes, policy: Policy) -> Walk:
             raise TooLarge(f"the PNG has more than {policy.max_segments} chunks")
         chunk = Chunk(ctype, pos, length)
         if not chunks:
+            if ctype == b"CgBI":
+                raise MalformedImage("this is an Apple-optimised PNG (CgBI) that only Apple"
+                                     " software can read; export it as a normal PNG first")
             if ctype != b"IHDR" or length != 13:
                 raise MalformedImage("the PNG does not start with its IHDR header chunk")
             width, height, depth, colour, compression, filtering, interlace = unpack(

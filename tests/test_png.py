@@ -302,3 +302,47 @@ def test_corruption_check_sees_the_metadata_blocks() -> None:
     rest = outside_image_data(dirty_apng())
     for needle in (b"Jane Secret", b"PRIVATEPAYLOAD", b"TRAILINGSECRET"):
         assert needle in rest
+
+
+def test_imagemagick_raw_profiles_and_icc_reach_the_describers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ImageMagick hides EXIF as hex in a "Raw profile type exif" text; iCCP is compressed."""
+    seen: dict[str, bytes] = {}
+    real_exif, real_icc = png_module.exif.describe, png_module.icc.describe
+
+    def exif_spy(tiff: bytes, report: core.Report, *, source: str = "EXIF") -> None:
+        seen["exif"] = tiff
+        real_exif(tiff, report, source=source)
+
+    def icc_spy(profile: bytes, report: core.Report) -> None:
+        seen["icc"] = profile
+        real_icc(profile, report)
+
+    monkeypatch.setattr(png_module.exif, "describe", exif_spy)
+    monkeypatch.setattr(png_module.icc, "describe", icc_spy)
+    blob = b"Exif\x00\x00" + exif_tiff()
+    hexed = blob.hex()
+    raw = f"\nexif\n{len(blob):8d}\n" + "\n".join(hexed[i : i + 72]
+                                                  for i in range(0, len(hexed), 72)) + "\n"
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = with_chunks(plain_png(), [
+        chunk(b"zTXt", b"Raw profile type exif\x00\x00" + zlib.compress(raw.encode())),
+        chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(profile)),
+    ])
+    result = core.clean(data)
+    assert seen == {"exif": exif_tiff(), "icc": profile}
+    assert b"zTXt" not in result.data and b"iCCP" not in result.data
+
+
+def test_report_text_speaks_plainly() -> None:
+    text = core.inspect(dirty_png()).text()
+    assert "Who took it or owns it:\n  - Author: Jane Secret" in text
+    assert "Software: SecretSoftware 2.1" in text
+    assert "Last modified: 2024-05-17 13:45:02 UTC" in text
+
+
+def test_apple_cgbi_png_is_named() -> None:
+    data = plain_png()
+    cgbi = data[:8] + chunk(b"CgBI", b"\x50\x00\x20\x06") + data[8:]
+    with pytest.raises(core.MalformedImage, match="Apple-optimised"):
+        core.clean(cgbi)
