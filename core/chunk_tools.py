@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 
+from core.policy import Orientation, Policy
 from core.report import Category, Report, human_size
 
 #: The most a single compressed block (zTXt, iTXt, iCCP) may inflate to for the report.
@@ -24,6 +25,25 @@ ORIENTATION_WORDS = {
     5: "mirrored and turned 90° anticlockwise", 6: "turned 90° clockwise",
     7: "mirrored and turned 90° clockwise", 8: "turned 90° anticlockwise",
 }
+
+
+def orientation_to_write(orientation: int | None, policy: Policy) -> int:
+    """The Orientation a lossless output carries: the input's (2..8) under KEEP, else 1."""
+    if orientation is None or orientation == 1 or policy.orientation != Orientation.KEEP:
+        return 1
+    return orientation
+
+
+def note_orientation(orientation: int | None, policy: Policy, report: Report) -> None:
+    """Say in the report what happened to a non-trivial orientation."""
+    if orientation is None or orientation == 1:
+        return
+    if policy.orientation == Orientation.KEEP:
+        report.kept.append(f"the orientation ({ORIENTATION_WORDS[orientation]}), in a fresh"
+                           " EXIF block holding nothing else")
+    elif policy.orientation == Orientation.DROP:
+        report.notes.append("the orientation tag was dropped as asked; the picture may now"
+                            " display rotated or mirrored")
 
 
 class InflateBudget:

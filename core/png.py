@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from core import exif, icc, iptc, pixels, xmp
 from core.chunk_tools import (
     MAX_SHOWN_TEXT,
-    ORIENTATION_WORDS,
     InflateBudget,
     describe_trailing,
+    note_orientation,
+    orientation_to_write,
     readable,
 )
 from core.errors import MalformedImage, TooLarge
@@ -331,37 +332,26 @@ class PNG(ImageFormat):
 
     def clean(self, data: bytes, policy: Policy, report: Report) -> CleanOutput:
         w, orientation = self._read(data, policy, report)
+        keep_orientation = orientation_to_write(orientation, policy)
         view = memoryview(data)
         out: list[bytes | memoryview] = [SIGNATURE]
         for chunk in w.chunks:
             if chunk.type in KEEP or (chunk.type == b"iCCP" and policy.keep_icc):
                 out.append(view[chunk.start : chunk.end])
-                if chunk.type == b"IHDR" and policy.orientation == Orientation.KEEP and (
-                    orientation not in (None, 1)
-                ):
-                    out.append(_make_chunk(b"eXIf", build_orientation_exif(orientation)))
+                if chunk.type == b"IHDR" and keep_orientation != 1:
+                    out.append(_make_chunk(b"eXIf", build_orientation_exif(keep_orientation)))
             else:
                 report.removed_piece(f"PNG {chunk.name} chunk", chunk.length + 12)
         if w.end < len(data):
             report.removed_piece("data after the PNG's IEND chunk", len(data) - w.end)
         if policy.keep_icc and any(c.type == b"iCCP" for c in w.chunks):
             report.kept.append("the colour profile (iCCP), as asked")
-        if orientation not in (None, 1):
-            if policy.orientation == Orientation.BAKE:
-                return pixels.rebuild(data, policy, report, orientation=orientation)
-            if policy.orientation == Orientation.KEEP:
-                report.kept.append(
-                    f"the orientation ({ORIENTATION_WORDS[orientation]}), in a fresh"
-                    " EXIF block holding nothing else"
-                )
-            else:
-                report.notes.append("the orientation tag was dropped as asked; the picture"
-                                    " may now display rotated or mirrored")
-        kept_orientation = (
-            orientation if policy.orientation == Orientation.KEEP and orientation else 1
-        )
+        if policy.orientation == Orientation.BAKE and orientation is not None and (
+                orientation != 1):
+            return pixels.rebuild(data, policy, report, orientation=orientation)
+        note_orientation(orientation, policy, report)
         return CleanOutput(b"".join(out), "png", w.width, w.height, lossless=True,
-                           orientation=kept_orientation)
+                           orientation=keep_orientation)
 
     def leftovers(self, data: bytes, policy: Policy) -> list[str]:
         w = walk(data, policy)

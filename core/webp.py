@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 
 from core import exif, icc, pixels, xmp
-from core.chunk_tools import ORIENTATION_WORDS, describe_trailing
+from core.chunk_tools import describe_trailing, note_orientation, orientation_to_write
 from core.errors import MalformedImage, TooLarge
 from core.formats import CleanOutput, ImageFormat, check_pixels, register
 from core.policy import Orientation, Policy
@@ -253,8 +253,7 @@ class WebP(ImageFormat):
 
     def clean(self, data: bytes, policy: Policy, report: Report) -> CleanOutput:
         p, orientation = self._read(data, policy, report)
-        keep_orientation = policy.orientation == Orientation.KEEP and orientation not in (
-            None, 1)
+        keep_orientation = orientation_to_write(orientation, policy)
         view = memoryview(data)
         body: list[bytes | memoryview] = []
         icc_kept = False
@@ -284,37 +283,28 @@ class WebP(ImageFormat):
                 report.removed_piece(f"WebP {chunk.name} chunk", chunk.size + 8 + (chunk.size & 1))
         if p.riff_end < len(data):
             report.removed_piece("data after the WebP's RIFF container", len(data) - p.riff_end)
-        if keep_orientation:
-            assert orientation is not None
-            body += _chunk_bytes(b"EXIF", build_orientation_exif(orientation))
+        if keep_orientation != 1:
+            body += _chunk_bytes(b"EXIF", build_orientation_exif(keep_orientation))
         if p.extended:
             old = data[p.chunks[0].payload_start : p.chunks[0].payload_start + 10]
             flags = old[0] & (FLAG_ALPHA | FLAG_ANIMATION)
-            flags |= (FLAG_ICC if icc_kept else 0) | (FLAG_EXIF if keep_orientation else 0)
+            flags |= (FLAG_ICC if icc_kept else 0) | (FLAG_EXIF if keep_orientation != 1 else 0)
             body[vp8x_index] = b"".join(_chunk_bytes(b"VP8X", bytes([flags, 0, 0, 0]) + old[4:]))
-        elif keep_orientation:
+        elif keep_orientation != 1:
             flags = FLAG_EXIF | (FLAG_ALPHA if p.bitstream_alpha else 0)
             canvas = (p.width - 1).to_bytes(3, "little") + (p.height - 1).to_bytes(3, "little")
             body.insert(0, b"".join(_chunk_bytes(b"VP8X", bytes([flags, 0, 0, 0]) + canvas)))
             report.notes.append("a VP8X header chunk was added to carry the orientation")
         if policy.keep_icc and icc_kept:
             report.kept.append("the colour profile (ICCP), as asked")
-        if orientation not in (None, 1):
-            assert orientation is not None
-            if policy.orientation == Orientation.BAKE:
-                return pixels.rebuild(data, policy, report, orientation=orientation)
-            if keep_orientation:
-                report.kept.append(
-                    f"the orientation ({ORIENTATION_WORDS[orientation]}), in a fresh"
-                    " EXIF block holding nothing else"
-                )
-            else:
-                report.notes.append("the orientation tag was dropped as asked; the picture"
-                                    " may now display rotated or mirrored")
+        if policy.orientation == Orientation.BAKE and orientation is not None and (
+                orientation != 1):
+            return pixels.rebuild(data, policy, report, orientation=orientation)
+        note_orientation(orientation, policy, report)
         size = 4 + sum(len(b) for b in body)
         out = b"".join([b"RIFF", struct.pack("<I", size), b"WEBP", *body])
         return CleanOutput(out, "webp", p.width, p.height, lossless=True,
-                           orientation=orientation if keep_orientation and orientation else 1)
+                           orientation=keep_orientation)
 
     def leftovers(self, data: bytes, policy: Policy) -> list[str]:
         p = parse(data, policy)

@@ -170,12 +170,14 @@ def test_orientation_kept_displays_like_the_original() -> None:
             "IFD0:Orientation")}), exif_tags
         assert (o == 1) == ("IFD0:Orientation" not in tags)
     assert_exiftool_clean(outputs)
+    assert any("turned 90° clockwise" in k for k in core.clean(inputs[5]).report.kept)
 
 
 def test_orientation_dropped_on_request() -> None:
     data = dirty_png(6)
     result = core.clean(data, core.Policy(orientation=core.Orientation.DROP))
     assert b"eXIf" not in result.data
+    assert any("dropped" in n for n in result.report.notes)
     assert_pixel_exact(data, result.data)
     assert_exiftool_clean([result.data], allow_orientation=False)
 
