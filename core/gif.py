@@ -104,7 +104,8 @@ def parse(data: bytes, policy: Policy) -> Parsed:
     if len(data) < 13 or data[:6] not in (b"GIF87a", b"GIF89a"):
         raise MalformedImage("this is not a GIF file (no GIF87a/GIF89a header)")
     width, height, packed = struct.unpack_from("<HHB", data, 6)
-    check_pixels(width, height, policy, "GIF")
+    if width and height:  # a 0x0 screen takes the first frame's size (checked below)
+        check_pixels(width, height, policy, "GIF")
     pos = 13 + _color_table_size(packed)
     if pos > len(data):
         raise MalformedImage("the GIF ends in the middle of its colour table")

@@ -335,8 +335,11 @@ class PNG(ImageFormat):
         keep_orientation = orientation_to_write(orientation, policy)
         view = memoryview(data)
         out: list[bytes | memoryview] = [SIGNATURE]
+        icc_kept = False
         for chunk in w.chunks:
-            if chunk.type in KEEP or (chunk.type == b"iCCP" and policy.keep_icc):
+            keep_icc = chunk.type == b"iCCP" and policy.keep_icc and not icc_kept
+            if chunk.type in KEEP or keep_icc:
+                icc_kept = icc_kept or keep_icc
                 out.append(view[chunk.start : chunk.end])
                 if chunk.type == b"IHDR" and keep_orientation != 1:
                     out.append(_make_chunk(b"eXIf", build_orientation_exif(keep_orientation)))
@@ -344,7 +347,7 @@ class PNG(ImageFormat):
                 report.removed_piece(f"PNG {chunk.name} chunk", chunk.length + 12)
         if w.end < len(data):
             report.removed_piece("data after the PNG's IEND chunk", len(data) - w.end)
-        if policy.keep_icc and any(c.type == b"iCCP" for c in w.chunks):
+        if icc_kept:
             report.kept.append("the colour profile (iCCP), as asked")
         if policy.orientation == Orientation.BAKE and orientation is not None and (
                 orientation != 1):

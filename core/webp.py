@@ -260,7 +260,7 @@ class WebP(ImageFormat):
         vp8x_index = 0
         for chunk in p.chunks:
             payload = view[chunk.payload_start : chunk.payload_end]
-            if chunk.fourcc == b"ICCP" and policy.keep_icc and p.extended:
+            if chunk.fourcc == b"ICCP" and policy.keep_icc and p.extended and not icc_kept:
                 icc_kept = True
                 body += _chunk_bytes(chunk.fourcc, payload)
             elif chunk.fourcc == b"VP8X":
