@@ -132,6 +132,30 @@ class Report:
         return "\n".join(lines)
 
 
+#: Longest text a single finding shows; metadata strings can be megabytes long.
+MAX_TEXT = 300
+
+
+def printable(text: str | bytes, limit: int = MAX_TEXT) -> str:
+    """Text safe to show a person: control characters dropped, whitespace folded, capped.
+
+    Metadata comes from strangers: it may hold terminal escape sequences, NULs,
+    bidirectional overrides or megabytes of padding.
+    """
+    if isinstance(text, bytes | bytearray):
+        raw = bytes(text[: limit * 4])
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+    text = text[: limit * 4]
+    kept = [ch if ch.isprintable() else " " for ch in text]
+    out = " ".join("".join(kept).split())
+    if len(out) > limit:
+        out = out[: limit - 1].rstrip() + "\u2026"
+    return out
+
+
 def human_size(n: int) -> str:
     """``2_100_000`` -> ``'2.1 MB'`` (decimal units, as people read them)."""
     if n < 1000:
