@@ -115,7 +115,7 @@ TEXT_TAGS: dict[int, tuple[Category, str, str]] = {
     TAG_LENS_MAKE: (Category.DEVICE, "Lens make", "LensMake"),
     TAG_LENS_MODEL: (Category.DEVICE, "Lens model", "LensModel"),
     TAG_MS_LENS: (Category.DEVICE, "Lens", "Lens"),
-    TAG_BODY_SERIAL_NUMBER: (Category.DEVICE, "Camera serial number", "BodySerialNumber"),
+    TAG_BODY_SERIAL_NUMBER: (Category.DEVICE, "Camera serial number", "SerialNumber"),
     TAG_DNG_CAMERA_SERIAL: (Category.DEVICE, "Camera serial number", "CameraSerialNumber"),
     TAG_MS_SERIAL_NUMBER: (Category.DEVICE, "Camera serial number", "SerialNumber"),
     TAG_LENS_SERIAL_NUMBER: (Category.DEVICE, "Lens serial number", "LensSerialNumber"),
