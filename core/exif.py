@@ -439,7 +439,7 @@ class _Describer:
                 "Embedded preview image" if index == 1 else f"Preview image {index}",
                 thumbnail_text(thumb, len(thumb)),
                 size=len(thumb),
-                pixels=_pixel_size(thumb),
+                pixels=pixel_size(thumb),
                 source=self.source,
             )
         elif TAG_STRIP_OFFSETS in entries:
@@ -630,7 +630,7 @@ def _offset(text: str) -> str:
     return ""
 
 
-def _pixel_size(image: bytes) -> list[int] | None:
+def pixel_size(image: bytes) -> list[int] | None:
     """Width and height of an embedded preview, read by Pillow from its header only."""
     try:
         from PIL import Image
@@ -643,7 +643,7 @@ def _pixel_size(image: bytes) -> list[int] | None:
 
 def thumbnail_text(image: bytes, size: int) -> str:
     """Plain words for an embedded preview image (shared with the Photoshop describer)."""
-    pixels = _pixel_size(image)
+    pixels = pixel_size(image)
     what = f"{pixels[0]}x{pixels[1]} pixels, " if pixels else ""
     return (
         f"{what}{human_size(size)}; a preview can show the photo as it was before it was"

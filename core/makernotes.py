@@ -66,6 +66,12 @@ TAGS: dict[str, dict[int, tuple[Category, str, str]]] = {
 }
 
 
+#: maker -> tags holding an embedded preview JPEG.
+PREVIEW_TAGS: dict[str, set[int]] = {
+    "Olympus": {0x0100},  # ThumbnailImage
+}
+
+
 def describe(note: Entry, tiff: bytes, maker: str, report: Report, source: str) -> None:
     """Add the owner names and serial numbers a known maker note holds."""
     raw = note.raw
@@ -80,6 +86,14 @@ def describe(note: Entry, tiff: bytes, maker: str, report: Report, source: str) 
         text = _value_text(layout.maker, tag, entry)
         if text:
             report.add(category, label, text, tag=name, raw=text, source=f"{source} maker notes")
+    for tag in PREVIEW_TAGS.get(layout.maker, set()):
+        entry = entries.get(tag)
+        if entry is not None and entry.raw.startswith(b"\xff\xd8"):
+            from core.exif import pixel_size, thumbnail_text
+
+            report.add(Category.THUMBNAIL, "Preview image in the maker notes",
+                       thumbnail_text(entry.raw, len(entry.raw)), size=len(entry.raw),
+                       pixels=pixel_size(entry.raw), source=f"{source} maker notes")
 
 
 def _layout_for(raw: bytes, maker: str) -> Layout | None:

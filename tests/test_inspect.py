@@ -198,6 +198,8 @@ def test_maker_note_owner_and_serial() -> None:
     assert "Andreas Huggel" in canon.text()
     olympus = describe_all(CORPUS / "mat2-dirty/dirty.tiff")
     assert [f.value for f in found(olympus, Category.DEVICE, "SerialNumber")] == ["000741709798"]
+    (preview,) = olympus.by_category(Category.THUMBNAIL)  # ExifTool: Olympus:ThumbnailImage
+    assert preview.data["size"] == 10316 and preview.data["pixels"] == [160, 120]
     panasonic = describe_all(CORPUS / "exif-samples/cameras/Panasonic_DMC-FZ30.jpg")
     assert [f.value for f in found(panasonic, Category.DEVICE, "InternalSerialNumber")] == [
         "S010604030293"
