@@ -315,8 +315,14 @@ class _Describer:
                      accuracy=round(err, 3))
         when = _gps_time(gps.get(GPS_DATESTAMP), gps.get(GPS_TIMESTAMP))
         if when:
-            self.add(Category.TIME, "Satellite (GPS) time", f"{when} (UTC)",
-                     tag="GPSDateTime", datetime=when)
+            date, _, clock = when.partition(" ")
+            if len(date) == 10:
+                words = f"on {date} at {clock} (UTC)" if clock else f"on {date} (UTC)"
+            else:
+                words = f"at {date} (UTC)"  # a time of day without a date
+            iso = when.replace(" ", "T") + ("+00:00" if clock else "")
+            self.add(Category.TIME, "Satellite (GPS) time", words, tag="GPSDateTime",
+                     datetime=iso)
         direction = _rational(gps.get(GPS_IMG_DIRECTION))
         if direction is not None:
             ref = NORTH_REFS.get(_text(gps.get(GPS_IMG_DIRECTION_REF)), "north")

@@ -210,6 +210,12 @@ def _grouped(category: Category, found: list[Finding]) -> list[tuple[str, str]]:
             return TIME_ORDER.index(f.label) if f.label in TIME_ORDER else len(TIME_ORDER)
 
         found = sorted(found, key=rank)
+        # "on 2005-09-07 at 15:09:51" says less than "... (UTC-07:00)" with the same label.
+        found = [
+            f for f in found
+            if not any(g.label == f.label and g.value.startswith(f.value + " (UTC")
+                       for g in found)
+        ]
     labels: dict[str, list[str]] = {}
     for f in found:
         names = labels.setdefault(f.value, [])

@@ -141,6 +141,10 @@ def test_gps_position_matches_exiftool(path: Path, oracle: dict) -> None:
     assert pos["map_url"] == (
         f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=16/{lat:.6f}/{lon:.6f}"
     )
+    gps_time = tags.get("Composite:GPSDateTime")  # e.g. "2008:10:23 14:27:07.24Z"
+    got = [f.data["datetime"] for f in found(report, Category.TIME, "GPSDateTime")]
+    if gps_time:
+        assert got == [gps_time[:10].replace(":", "-") + "T" + gps_time[11:19] + "+00:00"]
     json.dumps(report.to_dict())  # structured data stays JSON-able
 
 
