@@ -28,6 +28,8 @@ log = logging.getLogger("onionclean.core")
 #: Resource blocks and IIM datasets read at most.
 MAX_BLOCKS = 10_000
 MAX_DATASETS = 20_000
+#: Resources of one kind described at most (more are only counted).
+MAX_SAME_RESOURCE = 3
 
 PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
 IRB_SIGNATURES = (b"8BIM", b"MeSa", b"PHUT", b"AgHg", b"DCSR")
@@ -126,8 +128,12 @@ def _photoshop(irb: bytes, report: Report) -> None:
     from core import exif, icc, xmp
 
     other = 0
+    seen: dict[int, int] = {}
     for res_id, _name, data in resource_blocks(irb):
-        if res_id == RES_IPTC:
+        seen[res_id] = seen.get(res_id, 0) + 1
+        if seen[res_id] > MAX_SAME_RESOURCE:
+            other += 1  # a file repeating one resource thousands of times: count, don't read
+        elif res_id == RES_IPTC:
             describe_iim(data, report)
         elif res_id in (RES_THUMBNAIL, RES_THUMBNAIL_OLD):
             _thumbnail(res_id, data, report)
