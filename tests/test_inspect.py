@@ -565,6 +565,14 @@ def test_exif_loops_and_huge_counts_are_bounded() -> None:
     iptc.describe_photoshop(irb, report)
     assert any("nested too deep" in f.value for f in report.findings)
     assert len(report.findings) < 20
+    # Thousands of repeated EXIF and IPTC resources: a few are read, the rest counted.
+    many = b"".join(_irb(0x0422, _synthetic_exif()) for _ in range(2000))
+    many += b"".join(_irb(0x0404, _iim(2, 80, b"Name %d" % i)) for i in range(2000))
+    report = Report()
+    iptc.describe_photoshop(many, report)
+    assert len(report.findings) < 40
+    counted = [f for f in report.findings if f.label == "Photoshop settings"]
+    assert counted and counted[0].data["count"] == 4000 - 2 * iptc.MAX_SAME_RESOURCE
 
 
 # -- the report text ------------------------------------------------------------------------
