@@ -525,6 +525,12 @@ def _describe_trailer(data: bytes, start: int, mpf_extra: int, report: Report) -
         )
     if video_start >= 0:
         vsize = len(data) - video_start
+        # The bytes themselves are the evidence: replace what XMP only claimed
+        # (e.g. GCamera:MicroVideo) by one finding with the real size.
+        report.findings = [
+            f for f in report.findings
+            if not (f.category == Category.TRAILING_DATA and "motion photo" in f.value.lower())
+        ]
         report.add(
             Category.TRAILING_DATA, "Embedded video",
             f"an embedded {human_size(vsize)} video: this is a motion photo", size=vsize,
