@@ -499,3 +499,14 @@ def test_truncations_and_byte_flips_fail_closed() -> None:
         flipped()
     assert outputs, "some damaged inputs should still clean"
     assert_no_leaks(list(outputs.values()))
+
+
+def test_thousands_of_repeated_segments_are_counted_not_listed() -> None:
+    """A file repeating a segment 19000 times gets a bounded report (and is cleaned)."""
+    segs, rest = header_segments(encode())
+    comments = [segment(0xFE, b"note %05d " % i + SECRET) for i in range(19000)]
+    cleaned = core.clean(build(comments + segs, rest))
+    assert SECRET not in cleaned.data
+    assert len(cleaned.report.removed) == 19000
+    assert len(cleaned.report.findings) <= 2 * jpeg.MAX_DESCRIBED_PER_KIND
+    assert any(f.data.get("count") for f in cleaned.report.findings)
