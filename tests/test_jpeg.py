@@ -238,6 +238,9 @@ def test_look_alike_segments_are_removed() -> None:
     assert report.by_category(Category.COMMENT)
     assert any("motion photo" in f.value for f in report.by_category(Category.TRAILING_DATA))
     assert len(report.removed) >= len(planted)
+    inspected = core.inspect(data)  # inspect tells the same story without changing anything
+    assert inspected.by_category(Category.THUMBNAIL) and inspected.by_category(Category.COMMENT)
+    assert any("video" in f.value for f in inspected.by_category(Category.TRAILING_DATA))
     assert_no_leaks([cleaned.data])
 
 
