@@ -77,10 +77,12 @@ class Result:
     failures: int = 0
     note: str = ""
 
-    def per_file(self, cpu: bool = False) -> float:
-        """Median time of one pass over the set, divided by the number of files."""
+    def per_file(self, cpu: bool = False, best: bool = False) -> float:
+        """Median (or best) time of one pass over the set, divided by the number of files."""
         runs = self.cpu if cpu else self.wall
-        return statistics.median(runs) / max(self.files, 1) if runs else 0.0
+        if not runs:
+            return 0.0
+        return (min(runs) if best else statistics.median(runs)) / max(self.files, 1)
 
     @property
     def mb_per_s(self) -> float:
@@ -279,31 +281,36 @@ def print_table(title: str, results: list[Result], reference: Result) -> None:
 def check_targets(results: dict[str, Result], photo_size: int) -> None:
     """The issue's targets for the lossless JPEG path on the 12-megapixel photo.
 
-    Each ratio is given on wall-clock time and on CPU time (user + system), which a
-    busy shared machine disturbs less.
+    Each ratio is given on median and best wall-clock time and on CPU time (user +
+    system), which a busy shared machine disturbs less.
     """
     ref = results["onionclean core.clean (in-process)"]
     rw = results["read+write baseline (in-process)"]
     rcw = results["onionclean read+clean+write (in-process)"]
     print("\n== Targets (12-megapixel photo, in-process, output check included)")
-    print(f"  {'':52} {'wall':>8} {'cpu':>8}")
+    print(f"  {'':52} {'wall':>8} {'best':>8} {'cpu':>8}")
 
-    def line(label: str, wall: float, cpu: float, goal: str, ok: bool | None) -> None:
+    def ratio(a: Result, b: Result) -> tuple[float, float, float]:
+        return (a.per_file() / b.per_file(), a.per_file(best=True) / b.per_file(best=True),
+                a.per_file(cpu=True) / b.per_file(cpu=True))
+
+    def line(label: str, values: tuple[float, float, float], goal: str,
+             ok: bool | None) -> None:
         verdict = "" if ok is None else ("OK" if ok else "MISSED")
-        print(f"  {label:52} {wall:8.2f} {cpu:8.2f}   {goal:10} {verdict}")
+        wall, best, cpu = values
+        print(f"  {label:52} {wall:8.2f} {best:8.2f} {cpu:8.2f}   {goal:10} {verdict}")
 
     for name, goal in (("exiftool -all=", 10), ("jpegtran -copy none", 10), ("mat2", 30)):
         if name in results and results[name].wall:
-            wall = results[name].per_file() / ref.per_file()
-            cpu = results[name].per_file(cpu=True) / ref.per_file(cpu=True)
-            line(f"throughput vs {name} (x)", wall, cpu, f">= {goal}x", min(wall, cpu) >= goal)
-    wall = ref.per_file() / rw.per_file()
-    cpu = ref.per_file(cpu=True) / rw.per_file(cpu=True)
-    line("clean time / (read + write time)", wall, cpu, "<= 1.5", max(wall, cpu) <= 1.5)
-    line("(read + clean + write) / (read + write)", rcw.per_file() / rw.per_file(),
-         rcw.per_file(cpu=True) / rw.per_file(cpu=True), "(stricter)", None)
+            values = ratio(results[name], ref)
+            line(f"throughput vs {name} (x)", values, f">= {goal}x", values[0] >= goal)
+    values = ratio(ref, rw)
+    line("clean time / (read + write time)", values, "<= 1.5", values[0] <= 1.5)
+    line("(read + clean + write) / (read + write)", ratio(rcw, rw), "(stricter)", None)
     mem = (ref.peak_bytes + photo_size) / photo_size
-    line("memory: (input + peak allocation) / input", mem, mem, "< 3", mem < 3)
+    line("memory: (input + peak allocation) / input", (mem, mem, mem), "< 3", mem < 3)
+    print("  (wall: median of the passes; best: fastest pass; cpu: user+system, median;"
+          " the verdict uses the median wall time)")
 
 
 def main(argv: list[str] | None = None) -> int:

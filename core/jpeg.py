@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -200,12 +201,24 @@ def _check_segment(marker: int, data: bytes, p: int, q: int) -> None:
             raise _damaged("scan header")
 
 
-def walk(data: bytes, policy: Policy, *, check_size: bool = True) -> JpegLayout:
+def walk(
+    data: bytes,
+    policy: Policy,
+    *,
+    check_size: bool = True,
+    proven: dict[int, memoryview] | None = None,
+) -> JpegLayout:
     """Walk ``data`` segment by segment (T.81 Annex B) up to and including EOI.
 
     Checks the pixel limit as soon as the frame header is read, before any scan
     data is looked at. Raises :class:`MalformedImage` on anything that is not a
     whole JPEG, :class:`TooLarge` past ``policy.max_segments`` segments.
+
+    ``proven`` (used by :func:`leftovers` on a fresh output) maps the offset where
+    a scan's entropy-coded data starts to bytes that an earlier walk already
+    searched and found free of markers, ending just before a marker. When ``data``
+    holds exactly those bytes there and a marker follows them, the search over
+    them would give the same answer, so it is replaced by a comparison (memcmp).
     """
     if data[:2] != SOI_BYTES:
         raise MalformedImage("this does not start like a JPEG (no start-of-image marker)")
@@ -279,10 +292,20 @@ def walk(data: bytes, policy: Policy, *, check_size: bool = True) -> JpegLayout:
         if marker == SOS:
             if not have_frame:
                 raise MalformedImage("the JPEG's image data comes before its frame header")
-            hit = SCAN_END.search(data, end)
-            if hit is None:
-                raise MalformedImage("the JPEG is cut short in the middle of its image data")
-            scan_end = _before_fill(data, end, hit.start())
+            proof = proven.get(end) if proven is not None else None
+            if (
+                proof is not None
+                and data.startswith(proof, end)
+                and SCAN_END.match(data, end + len(proof)) is not None
+            ):
+                scan_end = end + len(proof)
+            else:
+                hit = SCAN_END.search(data, end)
+                if hit is None:
+                    raise MalformedImage(
+                        "the JPEG is cut short in the middle of its image data"
+                    )
+                scan_end = _before_fill(data, end, hit.start())
             append(Segment(SOS, mpos, scan_end, p, end))
             pos = scan_end
             continue
@@ -589,11 +612,14 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
 
     view = memoryview(data)
     parts: list[bytes | memoryview] = [SOI_BYTES]
+    scans: list[tuple[int, Segment]] = []  # (index in parts, SOS segment)
     jfif: bytes | None = None
     removed = report.removed_piece
     for seg in layout.segments:
         marker = seg.marker
         if marker in STRUCTURAL:
+            if marker == SOS:
+                scans.append((len(parts), seg))
             parts.append(view[seg.start : seg.end])
             continue
         if marker == EOI:
@@ -642,8 +668,10 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
         removed("data after the end of the image", trailer)
     parts[0:1] = header
     parts.append(EOI_BYTES)
+    out = b"".join(parts)
+    _remember_scans(out, parts, [(i + len(header) - 1, seg) for i, seg in scans], view)
     return CleanOutput(
-        data=b"".join(parts),
+        data=out,
         format=JPEG.name,
         width=layout.width,
         height=layout.height,
@@ -652,9 +680,42 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
     )
 
 
+#: The scans the last :func:`strip_segments` of this thread copied, for the output
+#: check that follows it (see :func:`leftovers`); popped on first use.
+_SCAN_PROOFS = threading.local()
+
+
+def _remember_scans(out: bytes, parts: list[bytes | memoryview],
+                    scans: list[tuple[int, Segment]], source: memoryview) -> None:
+    """Note where each copied scan's entropy-coded data sits in ``out``, and its source."""
+    offsets = [0]
+    for part in parts:
+        offsets.append(offsets[-1] + len(part))
+    proven = {
+        offsets[i] + (seg.payload_end - seg.start): source[seg.payload_end : seg.end]
+        for i, seg in scans
+    }
+    _SCAN_PROOFS.slot = (out, proven)
+
+
+def _take_scan_proofs(data: bytes) -> dict[int, memoryview] | None:
+    slot = getattr(_SCAN_PROOFS, "slot", None)
+    _SCAN_PROOFS.slot = None  # used once; never keeps the input past the output check
+    if slot is not None and slot[0] is data:
+        return slot[1]
+    return None
+
+
 def leftovers(data: bytes, policy: Policy) -> list[str]:
-    """Walk a cleaned JPEG again and name every piece that is not on the allow-list."""
-    layout = walk(data, policy, check_size=False)
+    """Walk a cleaned JPEG again and name every piece that is not on the allow-list.
+
+    Every marker segment of ``data`` is read again. The entropy-coded data of a scan
+    is searched again for markers, except when ``data`` is the output this thread's
+    :func:`strip_segments` just made: then each scan is compared byte for byte with
+    the input bytes that walk searched (C memcmp instead of a second regex pass over
+    megabytes); any difference falls back to the search.
+    """
+    layout = walk(data, policy, check_size=False, proven=_take_scan_proofs(data))
     found: list[str] = []
     for seg in layout.segments:
         marker = seg.marker

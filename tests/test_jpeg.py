@@ -513,3 +513,48 @@ def test_thousands_of_repeated_segments_are_counted_not_listed() -> None:
     assert len(cleaned.report.removed) == 19000
     assert len(cleaned.report.findings) <= 2 * jpeg.MAX_DESCRIBED_PER_KIND
     assert any(f.data.get("count") for f in cleaned.report.findings)
+
+
+def test_output_check_compares_scans_instead_of_searching_them_again(monkeypatch) -> None:
+    """leftovers() on a fresh output compares each scan with the input bytes that were
+    searched; it never trusts a scan that differs, and it keeps nothing afterwards."""
+    data = encode(picture((120, 90), seed=13), progressive=True, comment=SECRET)
+    n_scans = markers(data).count(jpeg.SOS)
+    searches: list[int] = []
+
+    class CountingScanEnd:
+        def search(self, buf: bytes, pos: int):  # type: ignore[no-untyped-def]
+            searches.append(pos)
+            return jpeg.SCAN_END_REGEX.search(buf, pos)
+
+        def match(self, buf: bytes, pos: int):  # type: ignore[no-untyped-def]
+            return jpeg.SCAN_END_REGEX.match(buf, pos)
+
+    monkeypatch.setattr(jpeg, "SCAN_END_REGEX", jpeg.SCAN_END, raising=False)
+    monkeypatch.setattr(jpeg, "SCAN_END", CountingScanEnd())
+    cleaned = core.clean(data)
+    assert n_scans > 2 and len(searches) == n_scans  # the clean walk's; none in the check
+    monkeypatch.undo()
+    assert getattr(jpeg._SCAN_PROOFS, "slot", None) is None  # released by the check
+    # the same bytes in another object get the full search, with the same verdict
+    assert jpeg.leftovers(bytes(bytearray(cleaned.data)), Policy()) == []
+    layout = jpeg.walk(cleaned.data, Policy())
+    first = next(s for s in layout.segments if s.marker == jpeg.SOS)
+    scan = cleaned.data[first.payload_end : first.end]
+    proof = {first.payload_end: memoryview(scan)}
+    # a comment planted inside the proven scan: the comparison fails, the search runs
+    # and the broken structure is refused
+    inside = (cleaned.data[: first.payload_end + 5] + segment(0xFE, SECRET)
+              + cleaned.data[first.payload_end + 5 :])
+    with pytest.raises(core.MalformedImage):
+        jpeg.walk(inside, Policy(), proven=proof)
+    # a comment planted right after it: the scan matches, the comment is still walked
+    after = cleaned.data[: first.end] + segment(0xFE, SECRET) + cleaned.data[first.end :]
+    walked = jpeg.walk(after, Policy(), proven=proof)
+    assert jpeg.COM in [s.marker for s in walked.segments]
+    assert any("comment" in x for x in jpeg.leftovers(after, Policy()))
+    # a proof that matches gives exactly the segments the search gives
+    proven = jpeg.walk(cleaned.data, Policy(), proven={first.payload_end: memoryview(scan)})
+    assert [(s.marker, s.start, s.end) for s in proven.segments] == [
+        (s.marker, s.start, s.end) for s in layout.segments
+    ]
