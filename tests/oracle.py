@@ -49,7 +49,7 @@ ALLOWED_TAGS: dict[str, set[str]] = {
     "RIFF": {
         "ImageWidth", "ImageHeight", "VP8Version", "HorizontalScale", "VerticalScale",
         "AlphaPreprocessing", "AlphaFiltering", "AlphaCompression", "BackgroundColor",
-        "AnimationLoopCount", "WebP_Flags", "ImageFeatures",
+        "AnimationLoopCount", "WebP_Flags", "ImageFeatures", "Duration",
     },
     # HEIF/AVIF (ISO-BMFF) structure as ExifTool names it: brands, handler, codec
     # configuration (hvcC/av1C), colour coding (nclx), sizes (ispe/clap/pixi), the
@@ -72,7 +72,7 @@ ALLOWED_TAGS: dict[str, set[str]] = {
     "GIF": {
         "GIFVersion", "ImageWidth", "ImageHeight", "HasColorMap", "ColorResolutionDepth",
         "BitsPerPixel", "BackgroundColor", "AnimationIterations", "FrameCount", "Duration",
-        "TransparentColor",
+        "TransparentColor", "PixelAspectRatio",
     },
 }
 
