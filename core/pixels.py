@@ -115,6 +115,7 @@ class Decoded:
     #: orientation Pillow itself already applied while decoding (Pillow >= 12 does so
     #: for TIFF and then reports the displayed size), relative to the stored pixels
     applied: int = 1
+    converted_icc: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -145,11 +146,14 @@ def rebuild(
         for frame in decoded.frames:
             frame.image = frame.image.transpose(ORIENTATION_TRANSPOSE[orientation])
     if decoded.icc is not None and target not in CARRIES_ICC:
+        decoded.converted_icc = True
         _note(report, f"the colour profile was converted to sRGB: {LABELS[target]} cannot"
               " carry one")
         for frame in decoded.frames:
             frame.image = _to_srgb(frame.image, decoded.icc, report)
         decoded.icc = None
+    if decoded.converted_icc:
+        _note(report, "colours were converted from the embedded colour profile to sRGB")
     if len(decoded.frames) > 1 and target not in MULTI_FRAME:
         _note(report, f"only the first of {len(decoded.frames)} images was kept:"
               f" {LABELS[target]} holds one image")
@@ -249,6 +253,7 @@ def decode(data: bytes, policy: Policy, *, source: str | None = None) -> Decoded
             pixels = _pixels_only(frame_im)
             if icc and not policy.keep_icc:
                 pixels = _to_srgb(pixels, icc, report)
+                decoded.converted_icc = not report.notes
             decoded.frames.append(
                 Frame(pixels, int(duration) if isinstance(duration, int | float) else None)
             )
@@ -427,6 +432,11 @@ def _choose_output(target: str, decoded: Decoded, report: Report) -> str:
         _note(report, "re-encoded as PNG: onionclean's BMP encoder cannot keep the"
               " transparency")
         return "png"
+    if target == "avif" and len(decoded.frames) > 1 and can_encode("webp"):
+        # libavif's sequence writer stamps the current time into mvhd/tkhd/mdhd
+        _note(report, "re-encoded as an animated WebP: the AVIF animation writer here"
+              " would stamp the current date and time into the file")
+        return "webp"
     if can_encode(target):
         return target
     photo = (

@@ -347,3 +347,70 @@ def test_object_store_hook_marks_and_does_not_loop(corpus: Path) -> None:
     assert objectstore.key_with_extension("u/.hidden", ".png") == "u/.hidden.png"
     with pytest.raises(CleanError):
         objectstore.clean_object(b"%PDF-1.4 not an image", {})
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def _frames(n: int) -> list[Image.Image]:
+    return [Image.new("RGB", (40, 30), (i * 60, 255 - i * 60, 80)) for i in range(n)]
+
+
+def _durations(data: bytes) -> list[int | float | None]:
+    found = []
+    with Image.open(io.BytesIO(data)) as im:
+        for i in range(im.n_frames):
+            im.seek(i)
+            im.load()
+            found.append(im.info.get("duration"))
+    return found
+
+
+def test_animated_avif_keeps_every_frame_as_webp() -> None:
+    """libavif's sequence writer stamps the current time into mvhd/tkhd/mdhd: refuse that
+    container (leftovers) and keep every frame in an animated WebP instead, with a note."""
+    frames = _frames(3)
+    buf = io.BytesIO()
+    frames[0].save(buf, "AVIF", save_all=True, append_images=frames[1:], duration=[100, 200, 300])
+    cleaned = core.clean(buf.getvalue())
+    assert cleaned.format == "webp"
+    assert any("animated WebP" in n for n in cleaned.report.notes)
+    assert _durations(cleaned.data) == [100, 200, 300]
+    assert leaks(exiftool_tags([cleaned.data])[0]) == []
+    # the refused container, for the record: its 'moov' box is not on the allow-list
+    assert "'moov' box" in AVIF().leftovers(buf.getvalue(), Policy())
+
+
+def test_multi_image_heif_keeps_every_image() -> None:
+    frames = _frames(3)
+    buf = io.BytesIO()
+    frames[0].save(buf, "HEIF", save_all=True, append_images=frames[1:], quality=90)
+    cleaned = core.clean(buf.getvalue())
+    with Image.open(io.BytesIO(cleaned.data)) as out:
+        assert out.n_frames == 3
+        out.seek(2)
+        assert _mean_abs_diff(out, frames[2]) < 4.0
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])
+def test_bake_keeps_every_frame_of_animations(fmt: str) -> None:
+    frames = _frames(3)
+    exif = Image.Exif()
+    exif[274] = 6
+    extra = {} if fmt == "GIF" else {"exif": exif.tobytes()}
+    buf = io.BytesIO()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=[100, 200, 300],
+                   loop=0, **({"lossless": True} if fmt == "WEBP" else {}), **extra)
+    cleaned = core.clean(buf.getvalue(), Policy(orientation=Orientation.BAKE))
+    assert [int(d or 0) for d in _durations(cleaned.data)] == [100, 200, 300]
+    with Image.open(io.BytesIO(cleaned.data)) as out:
+        assert out.n_frames == 3
+        out.seek(1)
+        want = frames[1] if fmt == "GIF" else frames[1].transpose(Image.Transpose.ROTATE_270)
+        assert _mean_abs_diff(out, want) < 2.0
+
+
+def test_icc_conversion_is_noted() -> None:
+    buf = io.BytesIO()
+    _asymmetric().save(buf, "TIFF", icc_profile=_generic_rgb_profile())
+    assert any("sRGB" in n for n in core.clean(buf.getvalue()).report.notes)
