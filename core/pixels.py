@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -189,7 +190,11 @@ def open_image(data: bytes, source: str) -> Image.Image:
     if openers is None:
         raise UnsupportedFormat(f"onionclean cannot decode {source} images")
     try:
-        return Image.open(io.BytesIO(data), formats=list(openers))
+        with warnings.catch_warnings():
+            # Pillow's own guard warns above its MAX_IMAGE_PIXELS; the caller's
+            # policy.max_pixels is checked right after opening, before any decoding.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=list(openers))
     except Image.DecompressionBombError as e:
         raise TooLarge(f"the {LABELS.get(source, source)} has too many pixels to open") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -272,11 +277,15 @@ def _tiff_orientation(im: Image.Image) -> int | None:
 
 
 def _iter_frames(im: Image.Image, source: str) -> Iterator[Image.Image]:
+    """Each frame, decoded. Only called after :func:`check_all_pixels` passed, so
+    Pillow's own (lower, global) bomb warning is not what decides here."""
     n = int(getattr(im, "n_frames", 1) or 1)
     for i in range(n):
-        if i:
-            im.seek(i)
-        im.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if i:
+                im.seek(i)
+            im.load()
         yield im
 
 

@@ -414,3 +414,23 @@ def test_icc_conversion_is_noted() -> None:
     buf = io.BytesIO()
     _asymmetric().save(buf, "TIFF", icc_profile=_generic_rgb_profile())
     assert any("sRGB" in n for n in core.clean(buf.getvalue()).report.notes)
+
+
+def test_bigtiff_input_comes_out_as_plain_clean_tiff() -> None:
+    buf = io.BytesIO()
+    _asymmetric().save(buf, "TIFF", big_tiff=True, tiffinfo={271: "SpyCam", 315: "Jane Secret"})
+    data = buf.getvalue()
+    assert data[:4] == b"II+\x00" and b"SpyCam" in data
+    cleaned = core.clean(data)
+    assert cleaned.data[:4] == b"II*\x00" and b"SpyCam" not in cleaned.data
+    assert leaks(exiftool_tags([cleaned.data])[0]) == []
+    with Image.open(io.BytesIO(cleaned.data)) as out:
+        assert out.convert("RGB").tobytes() == _asymmetric().tobytes()
+
+
+def test_pixel_limit_is_the_policys_not_pillows() -> None:
+    """Pillow warns above ~89 megapixels; the policy (here 1 gigapixel) decides."""
+    data = _bomb_tiff(10_000, 9_500)  # 95 MP declared, no pixel data behind it
+    with pytest.raises(CleanError) as err:
+        core.clean(data, Policy(max_pixels=1_000_000_000))
+    assert not isinstance(err.value, TooLarge)  # it got past the limit and failed decoding
