@@ -515,7 +515,10 @@ def _encode_heif(frames: list[Image.Image], d: Decoded, policy: Policy, **kw: An
         frames[i] = _fit_mode(im, ("RGB", "RGBA"), alpha="RGBA", plain="RGB")
     # exif/xmp None: pillow-heif would otherwise take them from the image (it reads
     # getexif() even when info is empty); no thumbnails are ever written.
-    return {"quality": policy.jpeg_quality, "exif": None, "xmp": None, "save_nclx_profile": True}
+    # x265 preset "medium": about 3x faster than libheif's default here, same fidelity,
+    # a few percent larger.
+    return {"quality": policy.jpeg_quality, "exif": None, "xmp": None, "save_nclx_profile": True,
+            "enc_params": {"preset": "medium"}}
 
 
 def _encode_avif(frames: list[Image.Image], d: Decoded, policy: Policy, **kw: Any) -> dict:

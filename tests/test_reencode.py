@@ -98,13 +98,18 @@ def test_heic_with_gps_loses_the_exif_item(cleaned_samples) -> None:
     source = (CORPUS / "exif-samples/heif/IMG_5195.HEIC").read_bytes()
     meta_in = isobmff.the_meta(source, isobmff.top_level(source))
     assert any(i.type == "Exif" for i in meta_in.items.values())  # the input has GPS EXIF
-    report = core.inspect(source)
-    assert any(r for r in core.clean(source).report.removed if r.what == "EXIF item") or report
     out = cleaned_samples["IMG_5195.HEIC"]
+    assert out.report.by_category(core.Category.LOCATION)  # the report says GPS was there
+    assert any(r.what == "EXIF item" for r in out.report.removed)
     assert out.format == "heif" and out.media_type == "image/heic"
     meta = isobmff.the_meta(out.data, isobmff.top_level(out.data))
     assert {i.type for i in meta.items.values()} <= {"hvc1", "grid", "iden", "iovl"}
-    assert b"Exif" not in out.data and b"GPS" not in out.data and b"iPhone" not in out.data
+    boxes = isobmff.top_level(out.data)
+    # outside the coded pixels, not even a short tag name; short strings may occur by
+    # chance in 4 MB of HEVC data, so inside mdat look for the long ones only
+    structure = b"".join(out.data[b.start : b.end] for b in boxes if b.type != b"mdat")
+    assert not any(s in structure for s in (b"Exif", b"GPS", b"iPhone", b"Apple"))
+    assert b"iPhone 11 Pro Max" not in out.data and b"14.4.2" not in out.data
 
 
 def test_heic_made_with_gps_exif_comes_out_without_it() -> None:
@@ -251,7 +256,7 @@ def test_truncated_or_flipped_input_gives_clean_error(name: str, corpus: Path) -
     data = (CORPUS / name).read_bytes()
     secrets = (b"jvoisin", b"Canon", b"GPS", b"Artist")
     cases = [data[:n] for n in (0, 8, 16, 30, 100, 400, len(data) // 2, len(data) - 3)]
-    for pos in range(4, min(len(data), 2000), 97):
+    for pos in range(4, min(len(data), 2000), 151):
         flipped = bytearray(data)
         flipped[pos] ^= 0xFF
         cases.append(bytes(flipped))
