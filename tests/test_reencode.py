@@ -280,6 +280,18 @@ def test_leftovers_name_what_is_not_allowed(corpus: Path) -> None:
     assert "'Exif' item" in left and "'mime' item" in left and "'cdsc' item reference" in left
     assert "'Exif' item" in AVIF().leftovers((CORPUS / "mat2-dirty/dirty.avif").read_bytes(),
                                              Policy())
+    clean_tiff = core.clean((CORPUS / "mat2-dirty/dirty.tiff").read_bytes()).data
+    assert TIFF().leftovers(clean_tiff, Policy()) == []
+    assert TIFF().leftovers(clean_tiff + b"hidden note", Policy()) == [
+        "11 TIFF bytes that no directory points to"]
+    clean_heic = core.clean(heic).data
+    boxes = isobmff.top_level(clean_heic)
+    assert HEIF().leftovers(clean_heic, Policy()) == []
+    assert HEIF().leftovers(clean_heic + struct.pack(">L4s", 14, b"mdat") + b"SECRET",
+                            Policy()) == ["6 bytes in 'mdat' that no item uses"]
+    uuid_box = struct.pack(">L4s", 30, b"uuid") + b"\x11" * 16 + b"SECRET"
+    assert HEIF().leftovers(clean_heic + uuid_box, Policy()) == ["'uuid' box"]
+    assert boxes[0].type == b"ftyp"
     cleaned_bmp = core.clean((CORPUS / "mat2-dirty/dirty.bmp").read_bytes()).data
     assert BMP().leftovers(cleaned_bmp, Policy()) == []
     assert BMP().leftovers(cleaned_bmp + b"secret", Policy()) == ["6 bytes after the BMP pixels"]
