@@ -348,3 +348,16 @@ def test_apple_cgbi_png_is_named() -> None:
     cgbi = data[:8] + chunk(b"CgBI", b"\x50\x00\x20\x06") + data[8:]
     with pytest.raises(core.MalformedImage, match="Apple-optimised"):
         core.clean(cgbi)
+
+
+def test_a_describer_failure_never_stops_cleaning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injection: whatever a shared describer does with a hostile block, the block is
+    dropped and the file still cleans; the report names the block as unreadable."""
+
+    def broken(tiff: bytes, report: core.Report, *, source: str = "EXIF") -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(png_module.exif, "describe", broken)
+    result = core.clean(dirty_png(6))
+    assert b"SecretMake" not in result.data
+    assert any("could not be read" in f.value for f in result.report.findings)
