@@ -126,8 +126,9 @@ def test_dirty_png_and_apng_clean_pixel_exact() -> None:
 def test_report_names_what_the_png_gave_away() -> None:
     report = core.inspect(dirty_png())
     found = {(f.category, f.label): f.value for f in report.findings}
-    assert found[(core.Category.PEOPLE, "Author")] == "Jane Secret"
-    assert found[(core.Category.SOFTWARE, "Software")] == "SecretSoftware 2.1"
+    every = {(f.category, f.label, f.value) for f in report.findings}
+    assert (core.Category.PEOPLE, "Author", "Jane Secret") in every
+    assert (core.Category.SOFTWARE, "Software", "SecretSoftware 2.1") in every
     comments = [f.value for f in report.by_category(core.Category.COMMENT)]
     assert comments == ["Hidden comment, Rue du Secret 12", "Hidden comment after IDAT"]
     assert found[(core.Category.TIME, "Last modified")] == "2024-05-17 13:45:02 UTC"
