@@ -68,7 +68,7 @@ MAX_REQUEST_LINE = 1024
 #: A Gemini response header is "<STATUS><SPACE><META><CR><LF>", META at most 1024 bytes.
 MAX_META = 1024
 #: After an early answer with no body announced: close when the client is quiet this long.
-DRAIN_IDLE_SECONDS = 2.0
+DRAIN_IDLE_SECONDS = 1.0
 _SIZE_RE = re.compile(r"[0-9]{1,15}")
 
 
