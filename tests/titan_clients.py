@@ -154,7 +154,16 @@ def gmid_titan(port: int, host: str, path: str, data: bytes, mime: str | None = 
         for i in range(0, len(data), GMID_BUFSIZ):
             readable, _, _ = select.select([s], [], [], 0)
             if readable or s.pending():
-                got = s.recv(1025)
+                # libtls's tls_read returns TLS_WANT_POLLIN when the readable bytes are
+                # only TLS records (e.g. TLS 1.3 session tickets): never block here.
+                timeout = s.gettimeout()
+                s.setblocking(False)
+                try:
+                    got = s.recv(1025)
+                except ssl.SSLWantReadError:
+                    got = b""
+                finally:
+                    s.settimeout(timeout)
                 if got:
                     break
             s.sendall(data[i : i + GMID_BUFSIZ])
