@@ -158,6 +158,7 @@ class TitanProtocol(GeminiProtocol):
         self.state = State.REQUEST
         self._buffer = bytearray()
         self._body: bytearray | None = None
+        self._got = 0
         self._params: TitanParams | None = None
         self._reserved = 0
         self._body_started = 0.0
@@ -299,7 +300,10 @@ class TitanProtocol(GeminiProtocol):
             return
         self._reserved = params.size
         self.state = State.BODY
-        self._body = bytearray()
+        # Allocated once at the announced size (reserved above): no regrowth copies;
+        # calloc'd pages cost memory only as bytes arrive.
+        self._body = bytearray(params.size)
+        self._got = 0
         self._body_started = time.monotonic()
         reactor = self.server.reactor
         self._deadline = reactor.callLater(config.body_deadline, self._body_timed_out, "deadline")
@@ -308,16 +312,16 @@ class TitanProtocol(GeminiProtocol):
 
     def _body_data(self, data: bytes) -> None:
         assert self._body is not None and self._params is not None
-        need = self._params.size - len(self._body)
+        need = self._params.size - self._got
         if data:
-            if len(data) <= need:
-                self._body += data
-            else:
-                self._body += data[:need]
+            if len(data) > need:
                 self._drained += len(data) - need  # longer than size: the rest is discarded
+                data = data[:need]
+            self._body[self._got : self._got + len(data)] = data
+            self._got += len(data)
             if self._idle is not None and self._idle.active():
                 self._idle.reset(self.server.config.body_idle_timeout)
-        if len(self._body) == self._params.size:
+        if self._got == self._params.size:
             self._cancel_timers()
             self.state = State.DISPATCHED
             self._dispatch()
@@ -325,7 +329,7 @@ class TitanProtocol(GeminiProtocol):
     def _body_timed_out(self, which: str) -> None:
         if self.state is not State.BODY:
             return
-        got = len(self._body or b"")
+        got = self._got
         total = self._params.size if self._params else 0
         self._body = None
         self._release()
