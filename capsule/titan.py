@@ -268,6 +268,7 @@ class TitanProtocol(GeminiProtocol):
             return
         if self.scheme == "gemini":
             self.url = url
+            self.state = State.DISPATCHED  # one request per connection; the rest is discarded
             self._dispatch()
             return
         self._titan_request(url, rest)

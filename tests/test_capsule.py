@@ -104,6 +104,20 @@ def test_wrong_host_unknown_path_and_other_schemes(capsule: CapsuleProcess) -> N
     assert gemini_get(capsule.port, "/just/a/path").status == 59
 
 
+def test_one_request_per_connection(capsule: CapsuleProcess) -> None:
+    home = url(capsule, "/", "gemini").encode() + b"\r\n"
+    with connect(capsule.port) as s:
+        s.sendall(home)
+        try:
+            s.sendall(home + b"x\r\n" * 5000)  # a second request, in a later read
+        except OSError:
+            pass  # closed already: fine
+        raw, reset = read_until_closed(s)
+    reply = parse_reply(raw, reset)
+    assert reply.status == 20 and reply.body.count(b"# onionclean") == 1
+    assert b"\r\n20 " not in reply.body
+
+
 # --- the real clients' bytes ------------------------------------------------------------
 
 
