@@ -49,12 +49,12 @@ ALLOWED_TAGS: dict[str, set[str]] = {
     "RIFF": {
         "ImageWidth", "ImageHeight", "VP8Version", "HorizontalScale", "VerticalScale",
         "AlphaPreprocessing", "AlphaFiltering", "AlphaCompression", "BackgroundColor",
-        "AnimationLoopCount", "WebP_Flags", "ImageFeatures",
+        "AnimationLoopCount", "WebP_Flags", "ImageFeatures", "Duration",
     },
     "GIF": {
         "GIFVersion", "ImageWidth", "ImageHeight", "HasColorMap", "ColorResolutionDepth",
         "BitsPerPixel", "BackgroundColor", "AnimationIterations", "FrameCount", "Duration",
-        "TransparentColor",
+        "TransparentColor", "PixelAspectRatio",
     },
 }
 
