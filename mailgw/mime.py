@@ -49,7 +49,7 @@ class Attachment:
     @property
     def label(self) -> str:
         """How the reply names this attachment to a person."""
-        return self.stem or f"attachment {self.index}"
+        return self.stem or f"unnamed attachment {self.index}"
 
 
 @dataclass
