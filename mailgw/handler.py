@@ -26,7 +26,6 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -200,7 +199,7 @@ class CleaningHandler:
         mail.attachments.clear()
         assert sender is not None
         message = await loop.run_in_executor(self.executor, partial(
-            _build_and_serialize, mail, outcomes, from_address=envelope.rcpt_tos[0].lower(),
+            reply.render_reply, mail, outcomes, from_address=envelope.rcpt_tos[0].lower(),
             to_address=sender, hostname=c.hostname or c.domains[0]))
         del outcomes
         route = await self.delivery.deliver(message, sender)
@@ -228,6 +227,11 @@ class CleaningHandler:
         attachment.data = b""
         return outcome
 
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd calls this for an exception in a command; log its type only."""
+        log.error("SMTP command failed (%s)", type(error).__name__)
+        return INTERNAL_ERROR
+
     def summary(self) -> str:
         k = self.counters
         return (f"messages={k.messages} replied={k.replied} no_reply={k.no_reply}"
@@ -241,9 +245,6 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def _build_and_serialize(mail: mime.IncomingMail, outcomes: list[reply.Outcome],
-                         **kw: Any) -> bytes:
-    return reply.serialize(reply.build_reply(mail, outcomes, **kw))
 
 
 def _extend_timeout(server: SMTP, seconds: float | None) -> None:

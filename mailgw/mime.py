@@ -24,7 +24,6 @@ from email.parser import BytesParser
 
 #: RFC 5322 section 3.6.4 msg-id, loosely: one token in angle brackets.
 MSG_ID = re.compile(r"<[^<>\s]{1,250}>")
-_CONTENT_TYPE_LINE = re.compile(rb"(?im)^content-type[ \t]*:")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_START = re.compile(rb"(?m)^[^ \t\r\n][^:\r\n]*:")
 _UNSAFE_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
@@ -86,7 +85,11 @@ def check_raw_limits(raw: bytes, *, max_header_fields: int, max_parts: int) -> N
     fields = sum(1 for _ in _FIELD_START.finditer(head))
     if fields > max_header_fields:
         raise MimeError(f"the message has more than {max_header_fields} header fields")
-    parts = sum(1 for _ in _CONTENT_TYPE_LINE.finditer(raw))
+    # An upper bound at C speed: every MIME part but the first declares its type on a line
+    # of its own (the first may open the message).
+    lowered = raw.lower()
+    parts = lowered.count(b"\ncontent-type") + lowered.startswith(b"content-type")
+    del lowered
     if parts > max_parts:
         raise MimeError(f"the message has more than {max_parts} MIME parts")
 
