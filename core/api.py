@@ -98,7 +98,7 @@ def clean(data: bytes, policy: Policy = Policy()) -> Cleaned:  # noqa: B008 - fr
     """
     data = _check_input(data, policy)
     handler = formats.sniff(data)
-    report = Report(format=handler.name, media_type=handler.media_type)
+    report = Report(format=handler.name, media_type=handler.media_type, cleaned=True)
     out = _guarded(handler.label, handler.clean, data, policy, report)
     out_handler = formats.by_name(out.format)
     _guarded(f"cleaned {out_handler.label}", verify, out, out_handler, policy, report)

@@ -298,7 +298,7 @@ TEXT_PROPS: list[tuple[str, Category, str]] = [
     (q("photoshop", "TextLayerText"), Category.DESCRIPTION, "Text in the image's layers"),
     (q("crs", "RawFileName"), Category.DESCRIPTION, "Original file name"),
     (q("xmp", "Label"), Category.DESCRIPTION, "Label"),
-    (q("xmp", "CreatorTool"), Category.SOFTWARE, "Software"),
+    (q("xmp", "CreatorTool"), Category.SOFTWARE, "Created with"),
     (q("photoshop", "History"), Category.SOFTWARE, "Photoshop history"),
 ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import shutil
 import struct
 import subprocess
@@ -583,6 +584,10 @@ def test_text_tells_place_time_and_device_in_plain_words() -> None:
     report.width, report.height = 640, 480
     report.removed_piece("EXIF", 11_478)
     report.removed_piece("XMP", 2_400)
+    inspected = report.text()
+    assert inspected.startswith("WARNING: this photo reveals exactly where it was taken")
+    assert "Cleaning removes 2 pieces of metadata" in inspected
+    report.cleaned = True  # as core.clean's report: the past tense
     text = report.text()
     first = text.splitlines()[0]
     assert first.startswith("WARNING: this photo revealed exactly where it was taken")
@@ -601,3 +606,76 @@ def test_text_without_location_and_without_anything() -> None:
     assert report.text().startswith("This photo does not say where it was taken")
     empty = Report(format="png", width=1, height=1)
     assert empty.text().splitlines()[0] == "No revealing metadata was found in this photo."
+
+
+# -- end to end: the format plugins extract the blocks, core.inspect / core.clean report ------
+
+
+@pytest.mark.parametrize("path", GPS_PHOTOS, ids=lambda p: p.name)
+def test_inspect_end_to_end_tells_where_when_and_which_device(path: Path, oracle: dict) -> None:
+    import core
+
+    tags = oracle[path.name]
+    report = core.inspect(path.read_bytes())
+    text = report.text()
+    lat, lon = tags["Composite:GPSLatitude"], tags["Composite:GPSLongitude"]
+    first = text.splitlines()[0]
+    assert first.startswith("WARNING: this photo reveals exactly where it was taken"), first
+    shown = re.search(r"([\d.]+)\u00b0 ([NS]), ([\d.]+)\u00b0 ([EW])", first)
+    assert shown, first
+    shown_lat = float(shown[1]) * (-1 if shown[2] == "S" else 1)
+    shown_lon = float(shown[3]) * (-1 if shown[4] == "W" else 1)
+    assert shown_lat == pytest.approx(lat, abs=1e-5) and shown_lon == pytest.approx(lon, abs=1e-5)
+    assert "https://www.openstreetmap.org/?mlat=" in first
+    pos = next(f for f in report.by_category(Category.LOCATION) if "latitude" in f.data)
+    assert pos.data["latitude"] == pytest.approx(lat, abs=1e-5)
+    assert pos.data["longitude"] == pytest.approx(lon, abs=1e-5)
+    taken = tags["ExifIFD:DateTimeOriginal"]
+    assert f"on {taken[:10].replace(':', '-')} at {taken[11:19]}" in text
+    assert norm(tags["IFD0:Model"]) in text and "Which device took it:" in text
+    json.dumps(report.to_dict())
+
+
+def test_clean_report_speaks_of_what_was_removed() -> None:
+    import core
+
+    result = core.clean((CORPUS / "exif-samples/gps/DSCN0010.jpg").read_bytes())
+    text = result.report.text()
+    assert text.startswith("WARNING: this photo revealed exactly where it was taken")
+    assert "\nRemoved " in text and "EXIF" in text
+    assert json.loads(json.dumps(result.report.to_dict()))["cleaned"] is True
+
+
+def test_inspect_end_to_end_edit_history_and_people(oracle: dict) -> None:
+    import core
+
+    path = CORPUS / "exif-samples/xmp/no_exif.jpg"
+    tags = oracle[path.name]
+    report = core.inspect(path.read_bytes())
+    history = next(f for f in report.findings if f.data.get("tag") == "History")
+    assert history.data["steps"] == len(tags["XMP-xmpMM:HistoryAction"])
+    text = report.text()
+    assert "Edit history:" in text and tags["IPTC:By-line"] in text
+    assert "Adobe Photoshop CC (Macintosh)" in text  # IFD0:Software
+
+
+def test_inspect_control_chars_photo_end_to_end() -> None:
+    import core
+
+    report = core.inspect((CORPUS / "mat2-dirty/control_chars.jpg").read_bytes())
+    comments = report.by_category(Category.COMMENT)
+    assert comments and all(ch.isprintable() for ch in comments[0].value)
+    assert all(ch.isprintable() or ch == "\n" for ch in report.text())
+
+
+def test_inspect_every_corpus_file_reads_or_refuses_cleanly() -> None:
+    import core
+
+    for path in corpus_files():
+        try:
+            report = core.inspect(path.read_bytes())
+        except CleanError:
+            continue
+        text = report.text()
+        assert text and all(ch.isprintable() or ch == "\n" for ch in text), path
+        json.dumps(report.to_dict())
