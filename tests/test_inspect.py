@@ -679,3 +679,18 @@ def test_inspect_every_corpus_file_reads_or_refuses_cleanly() -> None:
         text = report.text()
         assert text and all(ch.isprintable() or ch == "\n" for ch in text), path
         json.dumps(report.to_dict())
+
+
+def test_describers_log_nothing_the_photo_says(caplog: pytest.LogCaptureFixture) -> None:
+    """Privacy: even at DEBUG level, no metadata value reaches the logs (counters/types only)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    raw = _synthetic_exif()
+    for func, data in [(exif.describe, raw), (exif.describe, raw[:60]),
+                       (xmp.describe, XMP_RICH), (xmp.describe, XMP_RICH[:-40] + b"<broken"),
+                       (iptc.describe_iim, _iim(2, 80, b"Jane Doe") + b"\x1c\x02"),
+                       (icc.describe, b"Jane Doe" * 20)]:
+        func(data, Report())
+    for secret in ("Jane Doe", "Alice Martin", "jane@example.org", "BODY12345", "Lyon", "48,51"):
+        assert secret not in caplog.text
