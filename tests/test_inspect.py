@@ -685,12 +685,34 @@ def test_describers_log_nothing_the_photo_says(caplog: pytest.LogCaptureFixture)
     """Privacy: even at DEBUG level, no metadata value reaches the logs (counters/types only)."""
     import logging
 
+    raw = _synthetic_exif()  # built first: Pillow's own DEBUG log of its writer is not ours
+    thumb = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(thumb, "JPEG")
+    with_thumb = Image.Exif()
+    with_thumb[0x013B] = "Jane Doe"
+    cases = [(exif.describe, raw), (exif.describe, raw[:60]),
+             (exif.describe, _with_thumbnail(with_thumb.tobytes(), thumb.getvalue())),
+             (xmp.describe, XMP_RICH), (xmp.describe, XMP_RICH[:-40] + b"<broken"),
+             (iptc.describe_iim, _iim(2, 80, b"Jane Doe") + b"\x1c\x02"),
+             (icc.describe, b"Jane Doe" * 20)]
+    caplog.clear()
     caplog.set_level(logging.DEBUG)
-    raw = _synthetic_exif()
-    for func, data in [(exif.describe, raw), (exif.describe, raw[:60]),
-                       (xmp.describe, XMP_RICH), (xmp.describe, XMP_RICH[:-40] + b"<broken"),
-                       (iptc.describe_iim, _iim(2, 80, b"Jane Doe") + b"\x1c\x02"),
-                       (icc.describe, b"Jane Doe" * 20)]:
+    for func, data in cases:
         func(data, Report())
     for secret in ("Jane Doe", "Alice Martin", "jane@example.org", "BODY12345", "Lyon", "48,51"):
         assert secret not in caplog.text
+
+
+def _with_thumbnail(tiff: bytes, jpeg: bytes) -> bytes:
+    """Append an IFD1 pointing at an embedded JPEG preview to a one-IFD TIFF structure."""
+    tiff = tiff.removeprefix(b"Exif\x00\x00")
+    bo = "<" if tiff[:2] == b"II" else ">"
+    (first,) = struct.unpack(bo + "L", tiff[4:8])
+    (n,) = struct.unpack(bo + "H", tiff[first : first + 2])
+    link = first + 2 + 12 * n
+    ifd1 = len(tiff)
+    body = struct.pack(bo + "H", 2) + struct.pack(bo + "HHLL", 0x0201, 4, 1, ifd1 + 30)
+    body += struct.pack(bo + "HHLL", 0x0202, 4, 1, len(jpeg)) + b"\x00" * 4
+    out = bytearray(tiff + body + jpeg)
+    out[link : link + 4] = struct.pack(bo + "L", ifd1)
+    return bytes(out)
