@@ -40,7 +40,7 @@ PILLOW_STRUCTURAL_INFO = frozenset(
         "compression", "resolution", "planar_configuration", "bit_depth", "primaries",
         "transfer_characteristics", "matrix_coefficients", "full_range",
         # pillow-heif: the coding of the primary image (nclx = coded colour description)
-        "primary", "chroma", "nclx_profile",
+        "primary", "chroma", "nclx_profile", "icc_profile_type",
     }
 )
 

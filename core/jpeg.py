@@ -134,6 +134,7 @@ class JpegLayout:
     height: int = 0
     eoi_end: int = 0  # offset just after EOI; data[eoi_end:] is trailing data
     padding: int = 0  # zero bytes found between segments (dropped)
+    height_from_dnl: bool = False  # the frame header said 0 lines; a DNL gave the height
 
 
 def _damaged(what: str) -> MalformedImage:
@@ -272,6 +273,7 @@ def walk(data: bytes, policy: Policy, *, check_size: bool = True) -> JpegLayout:
             _check_segment(marker, data, p, end)
             if marker == DNL and not layout.height:
                 layout.height = data[p] << 8 | data[p + 1]
+                layout.height_from_dnl = True
                 if check_size:
                     formats.check_pixels(layout.width, layout.height, policy, "JPEG")
         if marker == SOS:
@@ -374,8 +376,14 @@ def orientation_app1(orientation: int) -> bytes:
 
 
 def exif_orientation(data: bytes, layout: JpegLayout) -> int:
-    """The Orientation of the first EXIF APP1 (the one decoders use), 1 when none."""
+    """The Orientation of the first EXIF APP1 before the first scan, 1 when none.
+
+    That is the block decoders and viewers read (Pillow's, libjpeg's saved markers);
+    an EXIF block after the first SOS does not change how the picture displays.
+    """
     for seg in layout.segments:
+        if seg.marker == SOS:
+            break
         if seg.marker == APP1 and data.startswith(EXIF_ID, seg.payload_start, seg.end):
             return read_orientation(data[seg.payload_start + 6 : seg.end]) or 1
     return 1
@@ -540,6 +548,13 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
     """
     layout = walk(data, policy)
     describe(data, layout, report)
+    if layout.height_from_dnl:
+        # T.81 B.2.5 allows it, but libjpeg-turbo (Pillow) cannot decode such files,
+        # so the output check could never prove the result whole.
+        raise MalformedImage(
+            "this JPEG gives its height only after the image data (a DNL marker);"
+            " such files are not supported"
+        )
     orientation = exif_orientation(data, layout)
     if policy.orientation == Orientation.BAKE and orientation != 1:
         from core import pixels

@@ -51,11 +51,10 @@ class PillowFormat(ImageFormat):
     def clean(self, data: bytes, policy: Policy, report: Report) -> CleanOutput:
         self.inspect(data, report, policy)
         o = self.orientation(data)
-        if policy.orientation == Orientation.BAKE:
-            return pixels.rebuild(data, policy, report, orientation=o)
-        if policy.orientation == Orientation.KEEP and o != 1:
-            return pixels.rebuild(data, policy, report, orientation_tag=o)
-        return pixels.rebuild(data, policy, report)
+        if policy.orientation == Orientation.DROP:
+            return pixels.rebuild(data, policy, report)
+        # re-encoding anyway: bake the rotation in (KEEP and BAKE look the same)
+        return pixels.rebuild(data, policy, report, orientation=o)
 
     def leftovers(self, data: bytes, policy: Policy) -> list[str]:
         # onionclean never writes this format (re-encoded as PNG/JPEG): such data is
@@ -100,6 +99,22 @@ class TIFF(PillowFormat):
     @staticmethod
     def sniff(head: bytes) -> bool:
         return head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+    def open_size(self, data: bytes) -> tuple[int, int]:
+        """The DISPLAYED size: the output is always upright (see :meth:`clean`)."""
+        with pixels.open_image(data, self.name) as im:
+            tags = getattr(im, "tag_v2", {})
+            w, h = tags.get(256), tags.get(257)
+            if not (isinstance(w, int) and isinstance(h, int)):
+                return im.size
+        return (h, w) if self.orientation(data) in (5, 6, 7, 8) else (w, h)
+
+    def clean(self, data: bytes, policy: Policy, report: Report) -> CleanOutput:
+        """Always upright, whatever the orientation policy: Pillow (>= 12) applies the
+        TIFF Orientation while decoding and every viewer shows it, so the re-encoded
+        pixels are rotated as displayed and carry no tag (KEEP and DROP look alike)."""
+        self.inspect(data, report, policy)
+        return pixels.rebuild(data, policy, report, orientation=self.orientation(data))
 
     def orientation(self, data: bytes) -> int:
         if data[2:4] in (b"+\x00", b"\x00+"):
@@ -146,8 +161,6 @@ class TIFF(PillowFormat):
             ifds += 1
             for tag in entries:
                 if tag in TIFF_STRUCTURAL:
-                    continue
-                if tag == 274 and policy.orientation == Orientation.KEEP:
                     continue
                 if tag == TAG_ICC and policy.keep_icc:
                     continue

@@ -112,6 +112,9 @@ class Decoded:
     loop: int | None = None
     lossless_source: bool = False
     jpeg_subsampling: int = -1
+    #: orientation Pillow itself already applied while decoding (Pillow >= 12 does so
+    #: for TIFF and then reports the displayed size), relative to the stored pixels
+    applied: int = 1
     notes: list[str] = field(default_factory=list)
 
 
@@ -122,15 +125,13 @@ def rebuild(
     *,
     orientation: int = 1,
     prefer: str | None = None,
-    orientation_tag: int = 1,
 ) -> CleanOutput:
     """Decode ``data``, apply ``orientation``, re-encode from pixels alone; see module doc.
 
-    ``orientation_tag`` (keyword, default 1) asks the output to carry that Orientation
-    tag instead of rotating the pixels; only a TIFF output can carry it (TIFF 6.0
-    tag 274), any other output gets the rotation baked in.
+    ``orientation`` is relative to the stored pixels; when Pillow already applied
+    it while decoding (TIFF, Pillow >= 12), only what remains is applied.
     """
-    if not 1 <= orientation <= 8 or not 1 <= orientation_tag <= 8:
+    if not 1 <= orientation <= 8:
         raise ValueError("orientation must be 1..8")
     source = _sniff_name(data)
     target = prefer or source
@@ -138,9 +139,8 @@ def rebuild(
     report.notes.extend(n for n in decoded.notes if n not in report.notes)
 
     target = _choose_output(target, decoded, report)
-    if orientation_tag != 1 and target != "tiff":
-        orientation = _combine(orientation, orientation_tag)
-        orientation_tag = 1
+    if decoded.applied != 1:
+        orientation = _remaining(decoded.applied, orientation)
     if orientation != 1:
         for frame in decoded.frames:
             frame.image = frame.image.transpose(ORIENTATION_TRANSPOSE[orientation])
@@ -155,7 +155,7 @@ def rebuild(
               f" {LABELS[target]} holds one image")
         decoded.frames = decoded.frames[:1]
 
-    out = encode(decoded, target, policy, orientation_tag=orientation_tag)
+    out = encode(decoded, target, policy)
     first = decoded.frames[0].image
     return CleanOutput(
         data=out,
@@ -163,7 +163,7 @@ def rebuild(
         width=first.width,
         height=first.height,
         lossless=False,
-        orientation=orientation_tag,
+        orientation=1,
     )
 
 
@@ -241,7 +241,10 @@ def decode(data: bytes, policy: Policy, *, source: str | None = None) -> Decoded
             ),
         )
         report = Report()
+        stored_orientation = _tiff_orientation(im) if source == "tiff" else None
         for frame_im in _iter_frames(im, source):
+            if stored_orientation and frame_im.tell() == 0 and _tiff_orientation(im) is None:
+                decoded.applied = stored_orientation
             duration = frame_im.info.get("duration")
             pixels = _pixels_only(frame_im)
             if icc and not policy.keep_icc:
@@ -255,6 +258,12 @@ def decode(data: bytes, policy: Policy, *, source: str | None = None) -> Decoded
     if not decoded.frames:
         raise MalformedImage(f"the {label} holds no image")
     return decoded
+
+
+def _tiff_orientation(im: Image.Image) -> int | None:
+    tags = getattr(im, "tag_v2", None)
+    value = tags.get(274) if tags is not None else None
+    return value if isinstance(value, int) and 2 <= value <= 8 else None
 
 
 def _iter_frames(im: Image.Image, source: str) -> Iterator[Image.Image]:
@@ -474,10 +483,7 @@ def _encode_tiff(frames: list[Image.Image], d: Decoded, policy: Policy, **kw: An
             im, ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I;16B", "I", "F"),
             alpha="RGBA", plain="RGB",
         )
-    tiffinfo: dict[int, Any] = {}
-    if kw.get("orientation_tag", 1) != 1:
-        tiffinfo[274] = kw["orientation_tag"]
-    return {"compression": "tiff_adobe_deflate", "tiffinfo": tiffinfo}
+    return {"compression": "tiff_adobe_deflate", "tiffinfo": {}}
 
 
 def _encode_bmp(frames: list[Image.Image], d: Decoded, policy: Policy, **kw: Any) -> dict:
@@ -511,11 +517,11 @@ ENCODERS: dict[str, tuple[str, Callable[..., dict]]] = {
 }
 
 
-def encode(decoded: Decoded, target: str, policy: Policy, *, orientation_tag: int = 1) -> bytes:
+def encode(decoded: Decoded, target: str, policy: Policy) -> bytes:
     """Write the frames of ``decoded`` as ``target`` with no metadata at all."""
     pil_format, prepare = ENCODERS[target]
     frames = [f.image for f in decoded.frames]
-    opts = prepare(frames, decoded, policy, orientation_tag=orientation_tag)
+    opts = prepare(frames, decoded, policy)
     if target in CARRIES_ICC:
         opts["icc_profile"] = decoded.icc if decoded.icc is not None else None
         if opts["icc_profile"] is None and target in ("webp", "avif"):
@@ -552,6 +558,14 @@ def _combine(first: int, then: int) -> int:
             test = test.transpose(ORIENTATION_TRANSPOSE[o])
         if test.size == probe.size and test.tobytes() == probe.tobytes():
             return o
+    raise AssertionError("orientations form a group")
+
+
+def _remaining(applied: int, wanted: int) -> int:
+    """The orientation that, after ``applied``, gives the same as ``wanted`` alone."""
+    for r in range(1, 9):
+        if _combine(applied, r) == wanted:
+            return r
     raise AssertionError("orientations form a group")
 
 

@@ -356,6 +356,12 @@ def test_fill_bytes_and_odd_segment_order_and_dnl() -> None:
     got = markers(cleaned.data)
     assert jpeg.DNL in got and jpeg.DRI in got
     assert any("padding" in r.what for r in cleaned.report.removed)
+    # a frame header with 0 lines (height given by the DNL only): a clear refusal
+    sof0 = b"\xff\xc0" + sof[2:5] + b"\x00\x00" + sof[7:]
+    no_height = build([sof0 if s == sof else s for s in segs], rest[:scan_end] + dnl
+                      + b"\xff\xd9")
+    with pytest.raises(core.MalformedImage, match="DNL"):
+        core.clean(no_height)
     assert b"\xff\xff" not in cleaned.data.replace(b"\xff\xff\xd9", b"")  # fill dropped
 
 
