@@ -127,7 +127,12 @@ def parse(packet: bytes) -> tuple[dict[str, Value] | None, dict[str, str]]:
     }
     props: dict[str, Value] = {}
     for desc in root.iter(f"{{{RDF}}}Description"):
-        props.update(_struct(desc, 0))
+        for key, value in _struct(desc, 0).items():
+            old = props.get(key)
+            if isinstance(old, list) and isinstance(value, list):
+                old.extend(value[: max(0, MAX_ITEMS - len(old))])  # one array, split in two
+            else:
+                props[key] = value
         if len(props) > 100_000:
             break
     return props, prefixes

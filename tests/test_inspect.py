@@ -716,3 +716,28 @@ def _with_thumbnail(tiff: bytes, jpeg: bytes) -> bytes:
     out = bytearray(tiff + body + jpeg)
     out[link : link + 4] = struct.pack(bo + "L", ifd1)
     return bytes(out)
+
+
+#: Tags the EXIF describer reads, so random directories reach its code paths.
+INTERESTING_TAGS = [0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298, 0x8769, 0x8825, 0x927C,
+                    0x9003, 0x9011, 0x9286, 0x9C9B, 0xA431, 0x0201, 0x0202, 0x02BC, 0x83BB,
+                    0x8649, 0x8773, 1, 2, 3, 4, 5, 6, 7, 0x0011, 0x001D]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["<", ">"]),
+    st.lists(st.tuples(st.sampled_from(INTERESTING_TAGS), st.integers(0, 14),
+                       st.one_of(st.integers(0, 40), st.integers(0, 2**32 - 1)),
+                       st.integers(0, 2**32 - 1)), max_size=24),
+    st.binary(max_size=300),
+)
+def test_random_directories_never_crash(bo: str, entries: list, tail: bytes) -> None:
+    """Well-formed IFDs with random tags, types, counts and offsets (also pointing at
+    themselves as Exif/GPS sub-IFDs or maker notes)."""
+    head = (b"II" if bo == "<" else b"MM") + struct.pack(bo + "HL", 42, 8)
+    ifd = struct.pack(bo + "H", len(entries))
+    for tag, typ, count, value in entries:
+        ifd += struct.pack(bo + "HHLL", tag, typ, count, value % (len(tail) + 200))
+    ifd += struct.pack(bo + "L", 8 if tail[:1] == b"\x00" else 0)  # sometimes a loop
+    _quiet(exif.describe, head + ifd + tail)
