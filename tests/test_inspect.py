@@ -61,9 +61,11 @@ ICC_PHOTOS = [
 
 #: Tags that identify a device or a person, as ExifTool names them.
 IDENTITY_TAGS = {"SerialNumber", "InternalSerialNumber", "BodySerialNumber",
-                 "LensSerialNumber", "OwnerName", "CameraOwnerName", "ImageUniqueID"}
+                 "LensSerialNumber", "OwnerName", "CameraOwnerName", "ImageUniqueID",
+                 "MediaGroupUUID", "BurstUUID"}
 #: Where onionclean reads them (maker notes of other makers stay summarised).
-IDENTITY_GROUPS = {"IFD0", "ExifIFD", "Canon", "Nikon", "Olympus", "Panasonic", "FujiFilm"}
+IDENTITY_GROUPS = {"IFD0", "ExifIFD", "Canon", "Nikon", "Olympus", "Panasonic", "FujiFilm",
+                   "Apple"}
 
 
 # -- extraction with Pillow (independent of onionclean's format plugins) ------------------
