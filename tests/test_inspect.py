@@ -510,11 +510,9 @@ def test_icc_matches_exiftool(path: Path, oracle: dict) -> None:
 
 
 def _quiet(func: Any, data: bytes) -> None:
+    """The describer returns quietly (no exception at all) and leaves a showable report."""
     report = Report()
-    try:
-        func(data, report)
-    except CleanError:
-        pass
+    func(data, report)
     json.dumps(report.to_dict())
     text = report.text()
     assert all(ch.isprintable() or ch == "\n" for ch in text)
