@@ -23,6 +23,10 @@ from core.tiff_ifd import is_orientation_only
 
 log = logging.getLogger("onionclean.core")
 
+# Pillow logs tag *values* (an Artist's name, a place) at DEBUG while it reads TIFF and
+# EXIF data: a debug log level must never turn a user's metadata into log lines.
+logging.getLogger("PIL").setLevel(logging.INFO)
+
 #: Keys Pillow may put in ``Image.info`` for a clean file: structure, not metadata.
 PILLOW_STRUCTURAL_INFO = frozenset(
     {

@@ -741,3 +741,23 @@ def test_random_directories_never_crash(bo: str, entries: list, tail: bytes) -> 
         ifd += struct.pack(bo + "HHLL", tag, typ, count, value % (len(tail) + 200))
     ifd += struct.pack(bo + "L", 8 if tail[:1] == b"\x00" else 0)  # sometimes a loop
     _quiet(exif.describe, head + ifd + tail)
+
+
+def test_debug_logging_never_carries_metadata(caplog: pytest.LogCaptureFixture) -> None:
+    """Pillow logs TIFF tag values at DEBUG; core keeps its loggers above that level."""
+    import logging
+
+    import core
+
+    path = CORPUS / "exif-samples/tiff/DudleyLeavittUtah.tiff"
+    artist = oracle_value(path, "IFD0:Artist")
+    caplog.set_level(logging.DEBUG)
+    core.inspect(path.read_bytes())
+    core.clean(path.read_bytes())
+    assert artist and artist not in caplog.text
+
+
+def oracle_value(path: Path, key: str) -> str:
+    proc = subprocess.run(["exiftool", "-j", "-G1", "-a", str(path)], capture_output=True,
+                          check=True, timeout=60)
+    return str(json.loads(proc.stdout)[0].get(key, ""))
