@@ -761,3 +761,32 @@ def oracle_value(path: Path, key: str) -> str:
     proc = subprocess.run(["exiftool", "-j", "-G1", "-a", str(path)], capture_output=True,
                           check=True, timeout=60)
     return str(json.loads(proc.stdout)[0].get(key, ""))
+
+
+XMP_PLACES = b"""<x:xmpmeta xmlns:x='adobe:ns:meta/'>
+<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>
+<rdf:Description rdf:about='' xmlns:photoshop='http://ns.adobe.com/photoshop/1.0/'
+  xmlns:Iptc4xmpExt='http://iptc.org/std/Iptc4xmpExt/2008-02-29/'
+  xmlns:Iptc4xmpCore='http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/'
+  photoshop:City='Ghent' photoshop:Country='Belgium' Iptc4xmpCore:Location='Korenmarkt'>
+ <Iptc4xmpExt:LocationShown><rdf:Bag><rdf:li rdf:parseType='Resource'>
+  <Iptc4xmpExt:City>Bruges</Iptc4xmpExt:City>
+  <Iptc4xmpExt:CountryName>Belgium</Iptc4xmpExt:CountryName>
+ </rdf:li></rdf:Bag></Iptc4xmpExt:LocationShown>
+</rdf:Description></rdf:RDF></x:xmpmeta>"""
+
+
+def test_xmp_place_names_without_gps(tmp_path: Path) -> None:
+    path = tmp_path / "places.xmp"
+    path.write_bytes(XMP_PLACES)
+    tags = json.loads(subprocess.run(["exiftool", "-j", "-G1", "-a", "-struct", str(path)],
+                                     capture_output=True, check=True, timeout=60).stdout)[0]
+    report = Report()
+    xmp.describe(XMP_PLACES, report)
+    places = [f.data["place"] for f in report.by_category(Category.LOCATION)]
+    expected = ", ".join([tags["XMP-iptcCore:Location"], tags["XMP-photoshop:City"],
+                          tags["XMP-photoshop:Country"]])
+    shown = tags["XMP-iptcExt:LocationShown"][0]
+    assert places == [expected, f"{shown['City']}, {shown['CountryName']}"]
+    assert report.text().splitlines()[0] == (
+        f"WARNING: this photo reveals a place: {expected}, Bruges, Belgium.")
