@@ -78,15 +78,20 @@ def _connect(host: str, port: int, socks: tuple[str, int] | None, timeout: float
 
 def upload(url: str, data: bytes, *, action: str = "clean", mime: str | None = None,
            token: str | None = None, socks: tuple[str, int] | None = None,
-           pin: str | None = None, timeout: float = 120.0) -> TitanResponse:
-    """Send ``data`` with Titan and return the capsule's answer."""
+           pin: str | None = None, timeout: float = 120.0,
+           connect: tuple[str, int] | None = None) -> TitanResponse:
+    """Send ``data`` with Titan and return the capsule's answer.
+
+    ``connect`` reaches the capsule at another address than the URL's (like
+    curl's ``--resolve``): the request line still names the URL's host.
+    """
     base, host, port, _ = titan_url(url, action)
     line = request_line(base, len(data), mime, token)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # TOFU: checked against --pin below, not a CA
     try:
-        raw = _connect(host, port, socks, timeout)
+        raw = _connect(*(connect or (host, port)), socks, timeout)
     except OSError as e:
         raise TitanClientError(f"cannot connect to {host}:{port}: {e}") from e
     with raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
