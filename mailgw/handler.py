@@ -188,6 +188,7 @@ class CleaningHandler:
             self.counters.no_reply += 1
             return OK_NO_REPLY
         c = self.config
+        t0 = time.perf_counter()
         mail = await loop.run_in_executor(self.executor, partial(
             mime.parse, raw, max_header_fields=c.max_header_fields,
             max_parts=c.max_mime_parts, max_depth=c.max_mime_depth,
@@ -195,14 +196,19 @@ class CleaningHandler:
         if mail.no_reply_reason:
             self.counters.no_reply += 1
             return OK_NO_REPLY
+        t1 = time.perf_counter()
         outcomes = list(await asyncio.gather(*(self._clean(a) for a in mail.attachments)))
+        t2 = time.perf_counter()
         mail.attachments.clear()
         assert sender is not None
         message = await loop.run_in_executor(self.executor, partial(
             reply.render_reply, mail, outcomes, from_address=envelope.rcpt_tos[0].lower(),
             to_address=sender, hostname=c.hostname or c.domains[0]))
         del outcomes
+        t3 = time.perf_counter()
         route = await self.delivery.deliver(message, sender)
+        log.debug("stages: parse %.3fs, clean %.3fs, reply %.3fs, relay %.3fs",
+                  t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3)
         self.counters.replied += 1
         self.counters.by_route[route] = self.counters.by_route.get(route, 0) + 1
         return OK_REPLIED
