@@ -157,7 +157,9 @@ class CleaningHandler:
         try:
             async with asyncio.timeout(self.config.processing_timeout):
                 async with self.inflight:
-                    status = await self._process(raw, envelope)
+                    # hand the bytes over: _process drops them as soon as they are parsed
+                    held, raw = [raw], b""
+                    status = await self._process(held, envelope)
         except TimeoutError:
             self.counters.deferred += 1
             status = PROCESSING_TIMEOUT
@@ -181,7 +183,7 @@ class CleaningHandler:
                  time.perf_counter() - started, self.summary())
         return status
 
-    async def _process(self, raw: bytes, envelope: Envelope) -> str:
+    async def _process(self, held: list[bytes], envelope: Envelope) -> str:
         loop = asyncio.get_running_loop()
         sender = envelope.mail_from
         if self._never_reply_to(sender):
@@ -190,7 +192,7 @@ class CleaningHandler:
         c = self.config
         t0 = time.perf_counter()
         mail = await loop.run_in_executor(self.executor, partial(
-            mime.parse, raw, max_header_fields=c.max_header_fields,
+            mime.parse, held.pop(), max_header_fields=c.max_header_fields,
             max_parts=c.max_mime_parts, max_depth=c.max_mime_depth,
             max_attachments=c.max_attachments))
         if mail.no_reply_reason:
