@@ -165,8 +165,60 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:
 # --- capsule (Gemini/Titan) ------------------------------------------------------------
 
 
+def cmd_capsule(args: argparse.Namespace) -> int:
+    from capsule import CapsuleConfig, run
+
+    token = args.token if args.token is not None else os.environ.get("ONIONCLEAN_CAPSULE_TOKEN")
+    try:
+        config = CapsuleConfig(
+            host=args.host,
+            port=args.port,
+            hostname=args.hostname,
+            state_dir=args.state_dir,
+            public_port=args.public_port,
+            max_upload_bytes=int(args.max_upload_mb * 1_000_000),
+            max_inflight_bytes=max(
+                int(args.max_inflight_mb * 1_000_000), int(args.max_upload_mb * 1_000_000)
+            ),
+            token=token or None,
+            workers=args.workers,
+            max_connections=args.max_connections,
+            request_timeout=args.request_timeout,
+            body_idle_timeout=args.body_idle_timeout,
+            body_deadline=args.body_deadline,
+        )
+    except ValueError as e:
+        print(f"onionclean capsule: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    run(config)
+    return EXIT_OK
+
+
 def _add_capsule_command(sub: argparse._SubParsersAction) -> None:
-    """STUB: the capsule work adds `onionclean capsule` here."""
+    p = sub.add_parser("capsule", help="run the Gemini capsule (Titan uploads) alone")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=1965, help="port to listen on (1965)")
+    p.add_argument("--hostname", default="localhost",
+                   help="the capsule's host name in URLs and its certificate (e.g. the .onion)")
+    p.add_argument("--state-dir", type=Path, default=Path("capsule-state"),
+                   help="where the TLS key and certificate are kept (nothing else is)")
+    p.add_argument("--public-port", type=int, default=None,
+                   help="port people use in URLs, if not --port (e.g. the onion's port)")
+    p.add_argument("--token", default=None,
+                   help="refuse uploads without this Titan token (or set"
+                        " ONIONCLEAN_CAPSULE_TOKEN, which `ps` does not show)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload (25 MB)")
+    p.add_argument("--max-inflight-mb", type=float, default=200.0,
+                   help="uploads held in memory at once, in MB (200); beyond: 44 SLOW DOWN")
+    p.add_argument("--workers", type=int, default=2, help="cleaning threads (2)")
+    p.add_argument("--max-connections", type=int, default=256, help="open connections (256)")
+    p.add_argument("--request-timeout", type=float, default=10.0,
+                   help="seconds for the request line (10)")
+    p.add_argument("--body-idle-timeout", type=float, default=30.0,
+                   help="seconds without an upload byte before giving up (30)")
+    p.add_argument("--body-deadline", type=float, default=600.0,
+                   help="seconds for a whole upload (600)")
+    p.set_defaults(func=cmd_capsule)
 
 
 # --- mailgw (SMTP) ---------------------------------------------------------------------

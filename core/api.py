@@ -39,6 +39,8 @@ PILLOW_STRUCTURAL_INFO = frozenset(
         # TIFF / BMP / HEIF
         "compression", "resolution", "planar_configuration", "bit_depth", "primaries",
         "transfer_characteristics", "matrix_coefficients", "full_range",
+        # pillow-heif: the coding of the primary image (nclx = coded colour description)
+        "primary", "chroma", "nclx_profile", "icc_profile_type",
     }
 )
 
@@ -146,6 +148,9 @@ def verify(out: formats.CleanOutput, handler: formats.ImageFormat, policy: Polic
         for key, value in im.info.items():
             if key in PILLOW_STRUCTURAL_INFO:
                 continue
+            if value is None or (isinstance(value, bytes | str | list | dict | tuple)
+                                 and not value):
+                continue  # pillow-heif lists every kind of metadata, empty when absent
             if key == "exif" and is_orientation_only(_tiff_of(value)):
                 continue
             if key == "icc_profile" and (policy.keep_icc or not value):

@@ -1,0 +1,313 @@
+"""Benchmark of the core's lossless JPEG path against the usual tools, in one run.
+
+    .venv/bin/python -m bench.bench_core [--reps N] [--no-corpus] [--no-naive]
+
+Times, on the generated 12-megapixel phone photo (bench/photo.py) and on every
+JPEG of the corpus (../shared/corpus):
+
+- onionclean, in-process ``core.clean`` (output check included), and the
+  ``onionclean clean`` command line;
+- ``exiftool -all=``, ``mat2`` (Debian's /usr/bin/mat2), ``jpegtran -copy none``;
+- the naive Pillow pixel copy (``list(image.getdata())`` into a new image, saved);
+- plain ``cp``, and reading the file and writing it back in-process.
+
+Prints per-file time, MB/s (input bytes per second), peak memory (ru_maxrss of
+each child process from wait4; tracemalloc for the in-process path) and how
+many times slower than onionclean's in-process path each tool is. Work happens
+in a temporary directory; nothing is written into the repository except the
+cached photo in bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import core
+from bench.photo import phone_jpeg_path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+GNU_TIME = "/usr/bin/time"  # Debian package "time" (scripts/setup.sh installs it)
+
+NAIVE_PILLOW = """
+import sys, time, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+from PIL import Image
+t = time.perf_counter()
+image = Image.open(sys.argv[1])
+pixels = list(image.getdata())
+copy = Image.new(image.mode, image.size)
+copy.putdata(pixels)
+copy.save(sys.argv[2])
+print(time.perf_counter() - t)
+"""
+
+
+@dataclass
+class Result:
+    """Timings of one tool over one set of files."""
+
+    name: str
+    seconds: list[float] = field(default_factory=list)  # per file (per repetition)
+    bytes_in: int = 0  # input bytes per pass
+    files: int = 0
+    peak_bytes: int = 0  # peak memory
+    failures: int = 0
+    note: str = ""
+
+    @property
+    def per_file(self) -> float:
+        """Median time of one pass over the set, divided by the number of files."""
+        return statistics.median(self.seconds) / max(self.files, 1) if self.seconds else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        total = statistics.median(self.seconds) if self.seconds else 0.0
+        return self.bytes_in / total / 1e6 if total else 0.0
+
+
+def run_child(argv: list[str], cwd: Path | None = None) -> tuple[float, int, bytes, int]:
+    """Run a program; return (wall seconds, peak RSS bytes of that program, stdout, status).
+
+    The peak comes from GNU time (``%M``): Linux carries the parent's RSS high-water
+    mark across fork+exec into ru_maxrss, so wait4 on a child of this (large) Python
+    process would report our own size; GNU time's child is forked from a tiny process.
+    """
+    with tempfile.NamedTemporaryFile(prefix="onionclean-bench-rss-") as rss_file:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [GNU_TIME, "-q", "-f", "%M", "-o", rss_file.name, *argv],
+            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False,
+        )
+        elapsed = time.perf_counter() - t0
+        text = Path(rss_file.name).read_text().strip().splitlines()
+    rss_kb = int(text[-1]) if text and text[-1].isdigit() else 0
+    return elapsed, rss_kb * 1024, proc.stdout, proc.returncode
+
+
+def onionclean_cli() -> list[str]:
+    script = Path(sys.executable).parent / "onionclean"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "onionclean_cli"]
+
+
+# --- one tool on one file: returns (seconds, peak bytes, ok) -------------------------
+
+
+def tool_commands(work: Path) -> dict[str, Callable[[Path, int], tuple[float, int, bool]]]:
+    """Each external tool as a function (source, index) -> (seconds, peak bytes, ok)."""
+
+    def out_path(src: Path, i: int, tag: str) -> Path:
+        d = work / f"{tag}-{i}"
+        d.mkdir(exist_ok=True)
+        return d / src.name
+
+    def cli(src: Path, i: int) -> tuple[float, int, bool]:
+        d = work / f"cli-{i}"
+        shutil.rmtree(d, ignore_errors=True)
+        t, rss, _, rc = run_child([*onionclean_cli(), "clean", "-q", "-o", str(d), str(src)])
+        return t, rss, rc == 0
+
+    def exiftool(src: Path, i: int) -> tuple[float, int, bool]:
+        out = out_path(src, i, "exiftool")
+        out.unlink(missing_ok=True)
+        t, rss, _, rc = run_child(["exiftool", "-q", "-q", "-all=", "-o", str(out), str(src)])
+        return t, rss, rc == 0 and out.exists()
+
+    def mat2(src: Path, i: int) -> tuple[float, int, bool]:
+        d = work / f"mat2-{i}"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+        copy = d / src.name
+        shutil.copyfile(src, copy)  # mat2 writes NAME.cleaned.EXT beside its input
+        t, rss, _, rc = run_child(["mat2", str(copy)])
+        return t, rss, rc == 0
+
+    def jpegtran(src: Path, i: int) -> tuple[float, int, bool]:
+        out = out_path(src, i, "jpegtran")
+        t, rss, _, rc = run_child(["jpegtran", "-copy", "none", "-outfile", str(out), str(src)])
+        return t, rss, rc == 0
+
+    def naive(src: Path, i: int) -> tuple[float, int, bool]:
+        out = out_path(src, i, "naive")
+        _, rss, stdout, rc = run_child([sys.executable, "-c", NAIVE_PILLOW, str(src), str(out)])
+        ok = rc == 0 and stdout.strip() != b""
+        return (float(stdout) if ok else 0.0), rss, ok
+
+    def cp(src: Path, i: int) -> tuple[float, int, bool]:
+        out = out_path(src, i, "cp")
+        t, rss, _, rc = run_child(["cp", str(src), str(out)])
+        return t, rss, rc == 0
+
+    return {
+        "onionclean CLI (new process per file)": cli,
+        "exiftool -all=": exiftool,
+        "mat2": mat2,
+        "jpegtran -copy none": jpegtran,
+        "Pillow naive pixel copy (work only)": naive,
+        "cp": cp,
+    }
+
+
+def measure_tool(name: str, func: Callable[[Path, int], tuple[float, int, bool]],
+                 files: list[Path], reps: int) -> Result:
+    result = Result(name, files=len(files), bytes_in=sum(f.stat().st_size for f in files))
+    for rep in range(reps):
+        total = 0.0
+        for i, src in enumerate(files):
+            t, rss, ok = func(src, i)
+            if not ok:
+                if rep == 0:
+                    result.failures += 1
+                continue
+            total += t
+            result.peak_bytes = max(result.peak_bytes, rss)
+        result.seconds.append(total)
+    return result
+
+
+# --- in-process ------------------------------------------------------------------------
+
+
+def measure_in_process(files: list[Path], reps: int, work: Path) -> list[Result]:
+    blobs = [f.read_bytes() for f in files]
+    size = sum(len(b) for b in blobs)
+    clean = Result("onionclean core.clean (in-process)", files=len(files), bytes_in=size)
+    rcw = Result("onionclean read+clean+write (in-process)", files=len(files), bytes_in=size)
+    rw = Result("read+write baseline (in-process)", files=len(files), bytes_in=size)
+    for blob in blobs:  # warm-up, and count the files onionclean refuses
+        try:
+            core.clean(blob)
+        except core.CleanError:
+            clean.failures += 1
+    for rep in range(reps):
+        t0 = time.perf_counter()
+        for blob in blobs:
+            try:
+                core.clean(blob)
+            except core.CleanError:
+                pass
+        clean.seconds.append(time.perf_counter() - t0)
+        # Each pass writes new files (created, never truncated: ext4 flushes a file that
+        # is truncated and rewritten), and the two passes alternate to share conditions.
+        passes = [(rcw, True), (rw, False)]
+        folders = []
+        for result, cleaning in passes if rep % 2 else passes[::-1]:
+            folder = work / f"rw-{rep}-{cleaning}"
+            folder.mkdir()
+            folders.append(folder)
+            t0 = time.perf_counter()
+            for i, src in enumerate(files):
+                with open(src, "rb") as f:
+                    data = f.read()
+                if cleaning:
+                    try:
+                        data = core.clean(data).data
+                    except core.CleanError:
+                        pass
+                with open(folder / str(i), "wb") as f:
+                    f.write(data)
+            result.seconds.append(time.perf_counter() - t0)
+        for folder in folders:
+            shutil.rmtree(folder)
+    # Memory: the peak of what clean allocates while it runs (the input is the caller's).
+    peak = 0
+    for blob in blobs:
+        tracemalloc.start()
+        try:
+            core.clean(blob)
+        except core.CleanError:
+            pass
+        peak = max(peak, tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    largest = max(len(b) for b in blobs)
+    clean.peak_bytes = peak
+    ratio = (peak + largest) / largest
+    clean.note = f"(peak allocation + largest input) / largest input = {ratio:.2f}x"
+    return [clean, rcw, rw]
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+def print_table(title: str, results: list[Result], reference: Result) -> None:
+    print(f"\n== {title}: {reference.files} file(s), {reference.bytes_in / 1e6:.2f} MB per pass")
+    print(f"{'tool':44} {'ms/file':>10} {'MB/s':>9} {'peak MB':>9} {'x onionclean':>13}")
+    for r in results:
+        ratio = r.per_file / reference.per_file if reference.per_file else 0.0
+        fail = f"  ({r.failures} file(s) refused/failed)" if r.failures else ""
+        print(
+            f"{r.name:44} {r.per_file * 1000:10.2f} {r.mb_per_s:9.1f}"
+            f" {r.peak_bytes / 1e6:9.1f} {ratio:12.1f}x{fail}"
+        )
+        if r.note:
+            print(f"{'':44} {r.note}")
+
+
+def check_targets(results: dict[str, Result], photo_size: int) -> None:
+    """The issue's targets for the lossless JPEG path on the 12-megapixel photo."""
+    ref = results["onionclean core.clean (in-process)"]
+    rw = results["read+write baseline (in-process)"]
+    rcw = results["onionclean read+clean+write (in-process)"]
+    print("\n== Targets (12-megapixel photo, in-process, output check included)")
+
+    def line(label: str, value: float, goal: str, ok: bool) -> None:
+        print(f"  {label:52} {value:8.2f}   goal {goal:10} {'OK' if ok else 'MISSED'}")
+
+    for name, goal in (("exiftool -all=", 10), ("jpegtran -copy none", 10), ("mat2", 30)):
+        if name in results and results[name].seconds:
+            ratio = results[name].per_file / ref.per_file
+            line(f"throughput vs {name} (x)", ratio, f">= {goal}x", ratio >= goal)
+    line("clean time / (read + write time)", ref.per_file / rw.per_file, "<= 1.5",
+         ref.per_file / rw.per_file <= 1.5)
+    print(f"  {'(read + clean + write) / (read + write)':52} {rcw.per_file / rw.per_file:8.2f}")
+    mem = (ref.peak_bytes + photo_size) / photo_size
+    line("memory: (input + peak allocation) / input", mem, "< 3", mem < 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=5, help="passes per external tool")
+    parser.add_argument("--in-process-reps", type=int, default=30)
+    parser.add_argument("--no-corpus", action="store_true")
+    parser.add_argument("--no-naive", action="store_true", help="skip the (slow) Pillow copy")
+    args = parser.parse_args(argv)
+    for program in ("exiftool", "mat2", "jpegtran", "cp", GNU_TIME):
+        if shutil.which(program) is None:
+            print(f"{program} is missing: run `bash scripts/setup.sh test`", file=sys.stderr)
+            return 2
+    photo = phone_jpeg_path()
+    sets = [("12-megapixel phone photo (bench/photo.py)", [photo], args.reps)]
+    if not args.no_corpus:
+        corpus = sorted(p for p in CORPUS.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+        sets.append((f"corpus JPEGs ({CORPUS})", corpus, 1))
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s),"
+          f" load {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="onionclean-bench-") as tmp:
+        work = Path(tmp)
+        for title, files, reps in sets:
+            results = measure_in_process(files, args.in_process_reps, work)
+            for name, func in tool_commands(work).items():
+                if args.no_naive and name.startswith("Pillow"):
+                    continue
+                n = 1 if name.startswith("Pillow") else reps
+                func(files[0], 0)  # warm-up (page cache, interpreter files)
+                results.append(measure_tool(name, func, files, n))
+            print_table(title, results, results[0])
+            if len(files) == 1:
+                check_targets({r.name: r for r in results}, files[0].stat().st_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

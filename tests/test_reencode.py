@@ -1,0 +1,349 @@
+"""The re-encoding path: TIFF, BMP, HEIC, AVIF (and read-only formats) rebuilt from pixels.
+
+ExifTool (tests/oracle.py) reads every output; pixels are compared with the
+input's (exactly for lossless outputs, by mean absolute difference for HEIC/AVIF).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps, ImageStat
+
+import core
+from core import isobmff, objectstore, pixels
+from core.errors import CleanError, TooLarge
+from core.pillow_formats import AVIF, BMP, HEIF, TIFF
+from core.policy import Orientation, Policy
+from core.report import Report
+from core.tiff_ifd import TiffReader
+from tests.conftest import CORPUS, corpus_files
+from tests.oracle import exiftool_tags, leaks
+
+SAMPLES = corpus_files("exif-samples/tiff", "exif-samples/heif") + [
+    CORPUS / "mat2-dirty" / f"dirty.{ext}" for ext in ("tiff", "bmp", "heic", "avif")
+]
+LOSSLESS = {"tiff", "bmp", "png"}
+
+
+def _id(p: Path) -> str:
+    return p.name
+
+
+@pytest.fixture(scope="module")
+def cleaned_samples(corpus: Path) -> dict[str, core.Cleaned]:
+    """Every sample cleaned once (HEIC encoding is slow; the tests share the results)."""
+    return {p.name: core.clean(p.read_bytes()) for p in SAMPLES}
+
+
+@pytest.fixture(scope="module")
+def oracle_rows(cleaned_samples: dict[str, core.Cleaned]) -> dict[str, dict]:
+    names = list(cleaned_samples)
+    rows = exiftool_tags([cleaned_samples[n].data for n in names])
+    return dict(zip(names, rows, strict=True))
+
+
+def _displayed(im: Image.Image) -> Image.Image:
+    """What a viewer shows: orientation applied, sRGB, RGBA."""
+    shown = ImageOps.exif_transpose(im)
+    assert shown is not None
+    profile = im.info.get("icc_profile")
+    rgba = shown.convert("RGBA")
+    if profile:
+        rgb = ImageCms.profileToProfile(
+            shown.convert("RGB"), ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+            ImageCms.createProfile("sRGB"), outputMode="RGB",
+        )
+        assert rgb is not None
+        rgb.putalpha(rgba.getchannel("A"))
+        rgba = rgb
+    return rgba
+
+
+def _mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
+    assert a.size == b.size
+    diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
+    return sum(ImageStat.Stat(diff).mean) / 3
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=_id)
+def test_corpus_output_has_no_leaks(path: Path, cleaned_samples, oracle_rows) -> None:
+    cleaned = cleaned_samples[path.name]
+    assert cleaned.lossless is False
+    assert leaks(oracle_rows[path.name]) == []
+    # the report says what was there
+    assert cleaned.report.format in ("tiff", "bmp", "heif", "avif")
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=_id)
+def test_corpus_output_keeps_the_picture(path: Path, cleaned_samples) -> None:
+    cleaned = cleaned_samples[path.name]
+    with Image.open(path) as original, Image.open(io.BytesIO(cleaned.data)) as out:
+        want = _displayed(original)
+        got = out.convert("RGBA")
+        assert got.size == want.size
+        if cleaned.format in LOSSLESS:
+            assert got.tobytes() == want.tobytes()
+        else:
+            assert _mean_abs_diff(got, want) < 4.0
+
+
+def test_heic_with_gps_loses_the_exif_item(cleaned_samples) -> None:
+    source = (CORPUS / "exif-samples/heif/IMG_5195.HEIC").read_bytes()
+    meta_in = isobmff.the_meta(source, isobmff.top_level(source))
+    assert any(i.type == "Exif" for i in meta_in.items.values())  # the input has GPS EXIF
+    report = core.inspect(source)
+    assert any(r for r in core.clean(source).report.removed if r.what == "EXIF item") or report
+    out = cleaned_samples["IMG_5195.HEIC"]
+    assert out.format == "heif" and out.media_type == "image/heic"
+    meta = isobmff.the_meta(out.data, isobmff.top_level(out.data))
+    assert {i.type for i in meta.items.values()} <= {"hvc1", "grid", "iden", "iovl"}
+    assert b"Exif" not in out.data and b"GPS" not in out.data and b"iPhone" not in out.data
+
+
+def test_heic_made_with_gps_exif_comes_out_without_it() -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam"
+    exif.get_ifd(0x8825)[2] = (48.0, 51.0, 29.0)  # GPSLatitude
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (30, 140, 200)).save(buf, "HEIF", exif=exif.tobytes(), quality=90)
+    data = buf.getvalue()
+    assert b"SpyCam" in data
+    cleaned = core.clean(data)
+    assert b"SpyCam" not in cleaned.data
+    assert HEIF().leftovers(cleaned.data, Policy()) == []
+    assert leaks(exiftool_tags([cleaned.data])[0]) == []
+
+
+# --------------------------------------------------------------------------- orientation
+
+
+def _asymmetric(size: tuple[int, int] = (40, 24)) -> Image.Image:
+    im = Image.new("RGB", size)
+    im.putdata([(x * 6, y * 10, (x * y) % 256) for y in range(size[1]) for x in range(size[0])])
+    return im
+
+
+def _tiff_with_orientation(o: int) -> bytes:
+    buf = io.BytesIO()
+    _asymmetric().save(buf, "TIFF", tiffinfo={274: o}, compression="tiff_lzw")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("o", range(1, 9))
+def test_bake_orientation_all_eight(o: int) -> None:
+    data = _tiff_with_orientation(o)
+    cleaned = core.clean(data, Policy(orientation=Orientation.BAKE))
+    with Image.open(io.BytesIO(data)) as original:
+        want = ImageOps.exif_transpose(original)
+    with Image.open(io.BytesIO(cleaned.data)) as out:
+        assert out.getexif().get(274) in (None, 1)
+        assert out.size == want.size
+        assert out.convert("RGB").tobytes() == want.convert("RGB").tobytes()
+
+
+@pytest.mark.parametrize("o", [2, 5, 6, 7])
+@pytest.mark.parametrize("policy", list(Orientation))
+def test_tiff_comes_out_upright_under_every_policy(o: int, policy: Orientation) -> None:
+    """Re-encoded TIFFs are always upright and untagged (Pillow applies the tag on read)."""
+    data = _tiff_with_orientation(o)
+    cleaned = core.clean(data, Policy(orientation=policy))
+    tags = {t: e for _, ifd in TiffReader(cleaned.data).ifd_chain() for t, e in ifd.items()}
+    assert 274 not in tags
+    upright = _asymmetric().transpose(pixels.ORIENTATION_TRANSPOSE[o])
+    with Image.open(io.BytesIO(cleaned.data)) as b:
+        assert b.convert("RGB").tobytes() == upright.tobytes()
+
+
+def test_tiff_orientation_tag_is_a_leftover() -> None:
+    assert TIFF().leftovers(_tiff_with_orientation(6), Policy()) == ["TIFF Orientation (IFD 0)"]
+
+
+@pytest.mark.parametrize("o", range(1, 9))
+def test_avif_irot_imir_applied(o: int) -> None:
+    exif = Image.Exif()
+    exif[274] = o
+    buf = io.BytesIO()
+    _asymmetric((48, 32)).save(buf, "AVIF", exif=exif.tobytes(), quality=95)
+    data = buf.getvalue()
+    cleaned = core.clean(data)
+    with Image.open(io.BytesIO(data)) as original:
+        want = ImageOps.exif_transpose(original)
+    with Image.open(io.BytesIO(cleaned.data)) as out:
+        assert out.getexif().get(274) in (None, 1)  # no irot/imir left: upright pixels
+        assert out.size == want.size
+        assert _mean_abs_diff(out, want) < 6.0
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def _generic_rgb_profile() -> bytes:
+    with Image.open(CORPUS / "exif-samples/orientation/landscape_3.jpg") as im:
+        profile = im.info["icc_profile"]
+    desc = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile)))
+    assert "sRGB" not in desc
+    return profile
+
+
+def test_icc_profile_is_converted_to_srgb(corpus: Path) -> None:
+    profile = _generic_rgb_profile()
+    src = _asymmetric()
+    buf = io.BytesIO()
+    src.save(buf, "TIFF", icc_profile=profile)
+    cleaned = core.clean(buf.getvalue())
+    expected = ImageCms.profileToProfile(
+        src, ImageCms.ImageCmsProfile(io.BytesIO(profile)), ImageCms.createProfile("sRGB"),
+        outputMode="RGB",
+    )
+    assert expected is not None
+    with Image.open(io.BytesIO(cleaned.data)) as out:
+        assert "icc_profile" not in out.info
+        assert out.convert("RGB").tobytes() == expected.tobytes()
+        assert out.convert("RGB").tobytes() != src.tobytes()  # a conversion happened
+    assert any(r.what.startswith("TIFF ICC") for r in cleaned.report.removed)
+
+    kept = core.clean(buf.getvalue(), Policy(keep_icc=True))
+    with Image.open(io.BytesIO(kept.data)) as out:
+        assert out.info.get("icc_profile") == profile
+        assert out.convert("RGB").tobytes() == src.tobytes()
+
+
+# --------------------------------------------------------------------------- limits, damage
+
+
+def _bomb_tiff(w: int, h: int) -> bytes:
+    entries = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+               (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, h), (279, 4, 1, w * h)]
+    ifd = struct.pack("<H", len(entries))
+    for tag, typ, count, value in entries:
+        ifd += struct.pack("<HHLL" if typ == 4 else "<HHLHH", tag, typ, count, value,
+                           *(() if typ == 4 else (0,)))
+    return b"II*\x00" + struct.pack("<L", 8) + ifd + b"\x00" * 4 + b"\x00" * 64
+
+
+def test_decompression_bomb_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_decoding(self: ImageFile.ImageFile) -> None:
+        raise AssertionError("decoded before checking the pixel limit")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(TooLarge):
+        core.clean(_bomb_tiff(60_000, 60_000))
+    with pytest.raises(TooLarge):
+        core.clean(_bomb_tiff(200, 200), Policy(max_pixels=10_000))
+    bmp = b"BM" + struct.pack("<LHHL", 70, 0, 0, 54) + struct.pack(
+        "<LllHHLLllLL", 40, 50_000, 50_000, 1, 24, 0, 0, 0, 0, 0, 0) + b"\x00" * 16
+    with pytest.raises(TooLarge):
+        core.clean(bmp)
+
+
+@pytest.mark.parametrize(
+    "name", ["exif-samples/heif/samplefilehub.heif", "mat2-dirty/dirty.tiff",
+             "mat2-dirty/dirty.avif", "mat2-dirty/dirty.bmp"]
+)
+def test_truncated_or_flipped_input_gives_clean_error(name: str, corpus: Path) -> None:
+    data = (CORPUS / name).read_bytes()
+    secrets = (b"jvoisin", b"Canon", b"GPS", b"Artist")
+    cases = [data[:n] for n in (0, 8, 16, 30, 100, 400, len(data) // 2, len(data) - 3)]
+    for pos in range(4, min(len(data), 2000), 97):
+        flipped = bytearray(data)
+        flipped[pos] ^= 0xFF
+        cases.append(bytes(flipped))
+    cases.append(b"\x00\x00\x00\x18ftypheic" + b"\xff" * 200)
+    cases.append(b"II*\x00\xff\xff\xff\xff" + b"\x00" * 50)
+    for case in cases:
+        try:
+            out = core.clean(case)
+        except CleanError:
+            continue
+        assert not any(s in out.data for s in secrets)
+
+
+# --------------------------------------------------------------------------- leftovers
+
+
+def test_leftovers_name_what_is_not_allowed(corpus: Path) -> None:
+    assert TIFF().leftovers((CORPUS / "mat2-dirty/dirty.tiff").read_bytes(), Policy())
+    heic = (CORPUS / "exif-samples/heif/samplefilehub.heif").read_bytes()
+    left = HEIF().leftovers(heic, Policy())
+    assert "'Exif' item" in left and "'mime' item" in left and "'cdsc' item reference" in left
+    assert "'Exif' item" in AVIF().leftovers((CORPUS / "mat2-dirty/dirty.avif").read_bytes(),
+                                             Policy())
+    cleaned_bmp = core.clean((CORPUS / "mat2-dirty/dirty.bmp").read_bytes()).data
+    assert BMP().leftovers(cleaned_bmp, Policy()) == []
+    assert BMP().leftovers(cleaned_bmp + b"secret", Policy()) == ["6 bytes after the BMP pixels"]
+
+
+def test_heic_colour_profile_only_with_keep_icc(corpus: Path) -> None:
+    data = (CORPUS / "mat2-dirty/dirty.heic").read_bytes()
+    kept = core.clean(data, Policy(keep_icc=True))
+    meta = isobmff.the_meta(kept.data, isobmff.top_level(kept.data))
+    assert any(p.type == "colr" and p.detail == "prof" for p in meta.properties)
+    assert HEIF().leftovers(kept.data, Policy()) == ["colour profile ('colr' prof)"]
+
+
+# --------------------------------------------------------------------------- fallbacks
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode", "want"),
+    [("JPEG2000", "RGB", "jpeg"), ("PPM", "RGB", "png"), ("QOI", "RGBA", "png"),
+     ("ICO", "RGBA", "png")],
+)
+def test_read_only_formats_fall_back_with_a_note(fmt: str, mode: str, want: str) -> None:
+    im = _asymmetric((32, 32)).convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, fmt)
+    report = Report()
+    out = pixels.rebuild(buf.getvalue(), Policy(), report)
+    assert out.format == want
+    assert any(n.startswith(f"re-encoded as {want.upper()}") for n in report.notes)
+    assert leaks(exiftool_tags([out.data])[0]) == []
+    with Image.open(io.BytesIO(out.data)) as got:
+        assert got.size == (32, 32)
+        if want == "png":
+            assert got.convert(mode).tobytes() == im.tobytes()
+
+
+def test_ppm_comment_is_reported() -> None:
+    data = b"P6\n# taken at 12 Rue Secrete\n2 1\n255\n" + bytes(6)
+    report = core.inspect(data)
+    assert any("Rue Secrete" in f.value for f in report.findings)
+
+
+def test_multi_page_tiff_keeps_every_page() -> None:
+    pages = [_asymmetric(), Image.new("RGB", (10, 12), (200, 0, 0))]
+    buf = io.BytesIO()
+    pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:])
+    cleaned = core.clean(buf.getvalue())
+    with Image.open(io.BytesIO(cleaned.data)) as out:
+        assert out.n_frames == 2
+        out.seek(1)
+        assert out.convert("RGB").tobytes() == pages[1].tobytes()
+
+
+# --------------------------------------------------------------------------- object store
+
+
+def test_object_store_hook_marks_and_does_not_loop(corpus: Path) -> None:
+    data = (CORPUS / "mat2-dirty/dirty.tiff").read_bytes()
+    meta = {"X-Amz-Meta-Original-Name": "holiday at home.tiff", "camera": "Canon", "keep-me": "1"}
+    result = objectstore.clean_object(data, meta, keep=["keep-me"])
+    assert result is not None
+    assert result.metadata == {"onionclean": "cleaned", "onionclean-format": "tiff",
+                               "keep-me": "1"}
+    assert result.content_type == "image/tiff" and result.extension == ".tiff"
+    assert leaks(exiftool_tags([result.data])[0]) == []
+    # writing the result back fires the trigger again: it must not clean its own output
+    assert objectstore.clean_object(result.data, result.metadata) is None
+    assert objectstore.clean_object(data, {"x-amz-meta-onionclean": "Cleaned"}) is None
+    assert objectstore.key_with_extension("u/a.b/photo.HEIC", ".heic") == "u/a.b/photo.heic"
+    assert objectstore.key_with_extension("u/.hidden", ".png") == "u/.hidden.png"
+    with pytest.raises(CleanError):
+        objectstore.clean_object(b"%PDF-1.4 not an image", {})
