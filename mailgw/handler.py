@@ -157,7 +157,9 @@ class CleaningHandler:
         try:
             async with asyncio.timeout(self.config.processing_timeout):
                 async with self.inflight:
-                    status = await self._process(raw, envelope)
+                    # hand the bytes over: _process drops them as soon as they are parsed
+                    held, raw = [raw], b""
+                    status = await self._process(held, envelope)
         except TimeoutError:
             self.counters.deferred += 1
             status = PROCESSING_TIMEOUT
@@ -181,28 +183,34 @@ class CleaningHandler:
                  time.perf_counter() - started, self.summary())
         return status
 
-    async def _process(self, raw: bytes, envelope: Envelope) -> str:
+    async def _process(self, held: list[bytes], envelope: Envelope) -> str:
         loop = asyncio.get_running_loop()
         sender = envelope.mail_from
         if self._never_reply_to(sender):
             self.counters.no_reply += 1
             return OK_NO_REPLY
         c = self.config
+        t0 = time.perf_counter()
         mail = await loop.run_in_executor(self.executor, partial(
-            mime.parse, raw, max_header_fields=c.max_header_fields,
+            mime.parse, held.pop(), max_header_fields=c.max_header_fields,
             max_parts=c.max_mime_parts, max_depth=c.max_mime_depth,
             max_attachments=c.max_attachments))
         if mail.no_reply_reason:
             self.counters.no_reply += 1
             return OK_NO_REPLY
+        t1 = time.perf_counter()
         outcomes = list(await asyncio.gather(*(self._clean(a) for a in mail.attachments)))
+        t2 = time.perf_counter()
         mail.attachments.clear()
         assert sender is not None
         message = await loop.run_in_executor(self.executor, partial(
             reply.render_reply, mail, outcomes, from_address=envelope.rcpt_tos[0].lower(),
             to_address=sender, hostname=c.hostname or c.domains[0]))
         del outcomes
+        t3 = time.perf_counter()
         route = await self.delivery.deliver(message, sender)
+        log.debug("stages: parse %.3fs, clean %.3fs, reply %.3fs, relay %.3fs",
+                  t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3)
         self.counters.replied += 1
         self.counters.by_route[route] = self.counters.by_route.get(route, 0) + 1
         return OK_REPLIED

@@ -39,30 +39,9 @@ START_DATA = "354 End data with <CR><LF>.<CR><LF>"
 TOO_MUCH_DATA = "552 5.3.4 Message too big for this gateway"
 
 
-class GatewaySMTP(SMTP):
-    """aiosmtpd's SMTP protocol with a connection limit (421 beyond it) and a DATA reader
-    that works in 64 KiB chunks with a hard size cap."""
-
-    def __init__(self, gateway: Gateway, **kw: object) -> None:
-        super().__init__(gateway.handler, **kw)  # type: ignore[arg-type]
-        self.gateway = gateway
-
-    async def _handle_client(self) -> None:
-        # aiosmtpd has no connection-limit hook; wrapping its per-connection coroutine
-        # (SMTP._handle_client, aiosmtpd 1.4) is the narrowest place to add one.
-        g = self.gateway
-        if g.closing or len(g.connections) >= g.config.max_connections:
-            g.handler.counters.connections_refused += 1
-            await self.push(SHUTTING_DOWN if g.closing else TOO_MANY_CONNECTIONS)
-            if self.transport is not None:
-                self.transport.close()
-            return
-        g.connections.add(self)
-        g.handler.counters.connections += 1
-        try:
-            await super()._handle_client()
-        finally:
-            g.connections.discard(self)
+class ChunkedDataSMTP(SMTP):
+    """aiosmtpd's SMTP protocol with a DATA reader that works in 64 KiB chunks with a hard
+    size cap (also used by the benchmark's sink relay)."""
 
     async def smtp_DATA(self, arg: str) -> None:
         """RFC 5321 section 4.1.1.4 DATA, read in chunks instead of line by line.
@@ -126,6 +105,31 @@ class GatewaySMTP(SMTP):
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
+
+
+class GatewaySMTP(ChunkedDataSMTP):
+    """The gateway's protocol: chunked DATA and a connection limit (421 beyond it)."""
+
+    def __init__(self, gateway: Gateway, **kw: object) -> None:
+        super().__init__(gateway.handler, **kw)  # type: ignore[arg-type]
+        self.gateway = gateway
+
+    async def _handle_client(self) -> None:
+        # aiosmtpd has no connection-limit hook; wrapping its per-connection coroutine
+        # (SMTP._handle_client, aiosmtpd 1.4) is the narrowest place to add one.
+        g = self.gateway
+        if g.closing or len(g.connections) >= g.config.max_connections:
+            g.handler.counters.connections_refused += 1
+            await self.push(SHUTTING_DOWN if g.closing else TOO_MANY_CONNECTIONS)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        g.connections.add(self)
+        g.handler.counters.connections += 1
+        try:
+            await super()._handle_client()
+        finally:
+            g.connections.discard(self)
 
 
 class Gateway:

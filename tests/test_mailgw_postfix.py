@@ -29,8 +29,6 @@ from tests.mailgw_support import (
 )
 from tests.oracle import exiftool_tags, leaks
 
-JPEG_READY = any(f.name == "jpeg" for f in core.formats.registered())
-
 
 @pytest.fixture(scope="module")
 def postfix(tmp_path_factory: pytest.TempPathFactory) -> Postfix:
@@ -90,8 +88,7 @@ def test_reply_reaches_maildir_through_postfix(gateway: GatewayProcess, postfix:
     assert len(attached) == len(blobs)
     for tags in exiftool_tags(blobs):
         assert leaks(tags) == []
-    if JPEG_READY:  # the real point once core cleans JPEG: both photos come back
-        assert len(blobs) == 2
+    assert len(blobs) == 2  # both phone photos come back cleaned
 
 
 def test_postfix_down_451_then_retry_delivers(gateway: GatewayProcess, postfix: Postfix,
