@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import os
 import re
 import subprocess
@@ -33,35 +32,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from PIL import Image
-
+from bench.photo import make_phone_jpeg
 from tests.capsule_proc import ROOT, CapsuleProcess
 from tests.titan_clients import gemini_get, lagrange_upload
 
-try:
-    from bench.photo import make_phone_jpeg
-except ImportError:  # TODO: drop once bench/photo.py (the core benchmark's photo) is on main.
-    make_phone_jpeg = None  # type: ignore[assignment]
-
-
-def fallback_phone_jpeg() -> bytes:
-    """A 4000x3000 photo-like JPEG (~5 MB) with EXIF GPS, like a phone's."""
-    w, h = 4000, 3000
-    noise = Image.effect_noise((w, h), 40).convert("RGB")
-    grad = Image.linear_gradient("L").resize((w, h)).convert("RGB")
-    im = Image.blend(noise, grad, 0.5)
-    exif = Image.Exif()
-    exif[0x010F] = "Phonemaker"
-    exif[0x0110] = "Phonemaker P12"
-    exif[0x0112] = 6
-    exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 30.1), 3: "E", 4: (2.0, 17.0, 40.1)})
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=90, exif=exif)
-    return buf.getvalue()
-
 
 def phone_photo() -> bytes:
-    return make_phone_jpeg() if make_phone_jpeg is not None else fallback_phone_jpeg()
+    """The core benchmark's 12-megapixel phone photo (EXIF, GPS, XMP, ICC, motion video)."""
+    return make_phone_jpeg()
 
 
 def peak_rss_mb(pid: int) -> float:
