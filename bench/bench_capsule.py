@@ -50,6 +50,12 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_clients(clients: int, jobs: int, one: callable) -> tuple[float, list[float], list]:
     """``jobs`` calls of ``one()`` by ``clients`` threads; (wall seconds, latencies, results)."""
     latencies: list[float] = []
@@ -124,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         with CapsuleProcess(tmp / "capsule") as cap:
             url = f"titan://localhost:{cap.port}/clean"
             lagrange_upload(cap.port, url, photo)  # warm-up
+            cpu0 = cpu_seconds(cap.proc.pid)
             wall, lat, results = run_clients(
                 args.clients, jobs, lambda: lagrange_upload(cap.port, url, photo))
+            up_cpu = (cpu_seconds(cap.proc.pid) - cpu0) / jobs
             bad = [r.header for r in results if r.status != 20]
             if bad:
                 raise SystemExit(f"capsule answered {bad[:3]}")
@@ -136,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             mb_in = jobs * len(photo) / wall / 1e6
             print(f"capsule upload+clean: {up_rate:.2f} uploads/s ({mb_in:.0f} MB/s in),"
                   f" p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms,"
-                  f" peak RSS {up_mem:.0f} MB, cleaned photo {out_size / 1e6:.1f} MB")
+                  f" peak RSS {up_mem:.0f} MB, server CPU {up_cpu * 1000:.0f} ms/upload,"
+                  f" cleaned photo {out_size / 1e6:.1f} MB")
             # 2. Jetforce serving a static file of the same size
             site = tmp / "site"
             site.mkdir()
@@ -146,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                 # Jetforce started with --port 0 compares URL ports with 0: omit the port.
                 surl = "gemini://localhost/photo.bin"
                 gemini_get(jport, surl)
+                cpu0 = cpu_seconds(jf.pid)
                 wall_s, lat_s, res_s = run_clients(
                     args.clients, jobs, lambda: gemini_get(jport, surl))
+                st_cpu = (cpu_seconds(jf.pid) - cpu0) / jobs
                 assert all(len(r.body) == len(photo) for r in res_s)
                 st_mem = peak_rss_mb(jf.pid)
             finally:
@@ -156,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             st_rate = jobs / wall_s
             print(f"jetforce static file: {st_rate:.2f} downloads/s, p50"
                   f" {pct(lat_s, .5) * 1000:.0f} ms, p99 {pct(lat_s, .99) * 1000:.0f} ms,"
-                  f" peak RSS {st_mem:.0f} MB")
-            print(f"ratio capsule/static throughput: {up_rate / st_rate:.2f} (target >= 0.5)")
+                  f" peak RSS {st_mem:.0f} MB, server CPU {st_cpu * 1000:.0f} ms/download")
+            print(f"ratio capsule/static throughput: {up_rate / st_rate:.2f} (target >= 0.5);"
+                  f" server CPU per request static/capsule: {st_cpu / up_cpu:.2f} (the same"
+                  " ratio without the noise of other load on the machine)")
         # 3. memory under many concurrent 25 MB uploads: it must not grow with the clients
         big = photo + os.urandom(25_000_000 - len(photo))  # trailing data up to the limit
         for n in [int(x) for x in args.big.split(",") if x.strip()]:
