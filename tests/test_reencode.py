@@ -451,3 +451,21 @@ def test_pixel_limit_is_the_policys_not_pillows() -> None:
     with pytest.raises(CleanError) as err:
         core.clean(data, Policy(max_pixels=1_000_000_000))
     assert not isinstance(err.value, TooLarge)  # it got past the limit and failed decoding
+
+
+def test_heif_allow_list_refuses_thumbnails_depth_maps_and_links() -> None:
+    """Patch a clean RGBA HEIC (alpha = an 'auxl' image) into the shapes phones write."""
+    buf = io.BytesIO()
+    Image.new("RGBA", (32, 24), (10, 20, 30, 128)).save(buf, "TIFF")
+    clean = core.clean(buf.getvalue(), Policy()).data  # TIFF in...
+    heic = pixels.rebuild(buf.getvalue(), Policy(), Report(), prefer="heif").data  # HEIC out
+    assert core.clean(heic).format == "heif" and TIFF().leftovers(clean, Policy()) == []
+    assert HEIF().leftovers(heic, Policy()) == []
+    assert b"auxl" in heic and b"urn:mpeg:hevc:2015:auxid:1" in heic
+    thumb = heic.replace(b"auxl", b"thmb", 1)
+    assert HEIF().leftovers(thumb, Policy()) == ["'thmb' item reference"]
+    assert core.inspect(thumb).by_category(core.Category.THUMBNAIL)
+    depth = heic.replace(b"urn:mpeg:hevc:2015:auxid:1", b"urn:mpeg:hevc:2015:auxid:2", 1)
+    assert HEIF().leftovers(depth, Policy()) == ["auxiliary image (urn:mpeg:hevc:2015:auxid:2)"]
+    report = core.inspect(depth)
+    assert any("depth map" in f.value for f in report.by_category(core.Category.EXTRA_IMAGE))
