@@ -38,8 +38,12 @@ class PillowFormat(ImageFormat):
             return im.size
 
     def inspect(self, data: bytes, report: Report, policy: Policy | None = None) -> None:
+        self.precheck(data)
         report.width, report.height = self.open_size(data)
         self.describe(data, report, policy or Policy())
+
+    def precheck(self, data: bytes) -> None:
+        """Refuse what the container says cannot be handled, before Pillow sees it."""
 
     def describe(self, data: bytes, report: Report, policy: Policy) -> None:
         """Findings, and the pieces cleaning with ``policy`` removes (format-specific)."""
@@ -342,6 +346,9 @@ def _exif_item_tiff(payload: bytes) -> bytes:
 class ISOBMFFImage(PillowFormat):
     """HEIF-family stills: ``ftyp`` then a ``meta`` box describing items, pixels in ``mdat``."""
 
+    def precheck(self, data: bytes) -> None:
+        isobmff.the_meta(data, isobmff.top_level(data))
+
     def describe(self, data: bytes, report: Report, policy: Policy) -> None:
         boxes = isobmff.top_level(data)
         for b in boxes:
@@ -464,6 +471,7 @@ class AVIF(ISOBMFFImage):
         return o if isinstance(o, int) and 1 <= o <= 8 else 1
 
     def inspect(self, data: bytes, report: Report, policy: Policy | None = None) -> None:
+        self.precheck(data)
         w, h = self.open_size(data)
         if self._transform(data) in (5, 6, 7, 8):
             w, h = h, w

@@ -11,6 +11,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps, ImageStat
 
 import core
@@ -469,3 +471,29 @@ def test_heif_allow_list_refuses_thumbnails_depth_maps_and_links() -> None:
     assert HEIF().leftovers(depth, Policy()) == ["auxiliary image (urn:mpeg:hevc:2015:auxid:2)"]
     report = core.inspect(depth)
     assert any("depth map" in f.value for f in report.by_category(core.Category.EXTRA_IMAGE))
+
+
+def test_heif_sequence_without_still_image_is_refused_clearly() -> None:
+    ftyp = struct.pack(">L4s4sL4s4s", 24, b"ftyp", b"msf1", 0, b"msf1", b"hevc")
+    moov = struct.pack(">L4s", 16, b"moov") + struct.pack(">L4s", 8, b"mvhd")
+    with pytest.raises(core.UnsupportedFormat, match="sequence"):
+        core.clean(ftyp + moov)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzzed_tiff_and_bmp_clean_or_refuse(data: st.DataObject) -> None:
+    name = data.draw(st.sampled_from(["mat2-dirty/dirty.bmp", "exif-samples/tiff/Arbitro.tiff",
+                                      "exif-samples/tiff/DudleyLeavittUtah.tiff"]))
+    original = (CORPUS / name).read_bytes()
+    blob = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 6))):
+        pos = data.draw(st.integers(0, min(len(blob), 600) - 1))
+        blob[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(8, len(blob)))
+    try:
+        out = core.clean(bytes(blob[:cut]))
+    except CleanError:
+        return
+    for secret in (b"Russell Leavitt", b"Mac OS X", b"http://ns.adobe.com"):
+        assert secret not in out.data
