@@ -558,3 +558,22 @@ def test_output_check_compares_scans_instead_of_searching_them_again(monkeypatch
     assert [(s.marker, s.start, s.end) for s in proven.segments] == [
         (s.marker, s.start, s.end) for s in layout.segments
     ]
+
+
+def test_arithmetic_coding_and_grayscale(tmp_path: Path) -> None:
+    """SOF9 (arithmetic coding, made by jpegtran -arithmetic) and one-component files."""
+    import subprocess
+
+    src = tmp_path / "in.jpg"
+    src.write_bytes(encode(picture((144, 96), seed=17), comment=SECRET))
+    arith = subprocess.run(["jpegtran", "-copy", "all", "-arithmetic", str(src)],
+                           capture_output=True, check=True).stdout
+    assert 0xC9 in markers(arith)  # SOF9
+    gray = encode(picture(seed=18).convert("L"), comment=SECRET)
+    outputs = []
+    for data in (arith, gray):
+        cleaned = core.clean(data)
+        assert SECRET not in cleaned.data
+        assert pixels(cleaned.data) == pixels(data)
+        outputs.append(cleaned.data)
+    assert_no_leaks(outputs)
