@@ -8,6 +8,9 @@ data in which a data byte ``FF`` is followed by a stuffed ``00`` and restart
 markers ``FF D0``..``FF D7`` may appear (B.1.1.5, B.2.5); any other marker ends
 the scan. One compiled regular expression finds that end, so the walk never
 loops over bytes in Python and the scan data is copied once, into the output.
+The output check (:func:`leftovers`) walks the result again; the scans it knows
+were just copied are compared with the input bytes that were searched (memcmp)
+rather than searched a second time.
 
 Allow-list (like mat2, everything else goes, known or unknown): SOI, SOFn,
 DHT, DQT, DRI, DAC, DNL, DHP, EXP, SOS with its entropy-coded data and
