@@ -403,6 +403,7 @@ def test_nothing_a_user_sends_is_logged_or_stored(tmp_path: Path) -> None:
         assert c.stop() == 0
     log = c.log()
     assert "titan /clean 59" in log and "titan /inspect" in log, log  # it did log
+    assert "Traceback" not in log and "error" not in log.lower()
     for secret in (TOKEN, marker.decode(), secret_name, source, "GPS", "NIKON"):
         assert secret not in log, f"{secret!r} leaked into the capsule's log"
     assert sorted(p.name for p in c.state_dir.iterdir()) == [
@@ -483,5 +484,6 @@ def test_sigint_and_sigterm_stop_the_capsule_cleanly(tmp_path: Path) -> None:
         c = CapsuleProcess(tmp_path / sig.name).start()
         assert_still_serving(c)
         assert c.stop(sig) == 0
+        assert "running on Twisted's AsyncioSelectorReactor" in c.log()
         assert "capsule stopped" in c.log()
         assert "Traceback" not in c.log()
