@@ -7,10 +7,15 @@ and a plain-language description of data hidden after the end of a picture.
 
 from __future__ import annotations
 
+import logging
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 from core.policy import Orientation, Policy
 from core.report import Category, Report, human_size
+
+log = logging.getLogger("onionclean.core")
 
 #: The most a single compressed block (zTXt, iTXt, iCCP) may inflate to for the report.
 MAX_INFLATE_ONE = 4_000_000
@@ -25,6 +30,21 @@ ORIENTATION_WORDS = {
     5: "mirrored and turned 90° anticlockwise", 6: "turned 90° clockwise",
     7: "mirrored and turned 90° clockwise", 8: "turned 90° anticlockwise",
 }
+
+
+def describe_safely(describe: Callable[..., None], blob: bytes, report: Report, what: str,
+                    **kwargs: Any) -> None:
+    """Run a shared describer (EXIF, XMP, ICC, IPTC) on a block that cleaning drops anyway.
+
+    The report is best effort: a block too damaged to describe is named as such, and
+    never stops the cleaning of the rest of the file.
+    """
+    try:
+        describe(blob, report, **kwargs)
+    except Exception as e:  # noqa: BLE001 - strangers' bytes; the block is dropped regardless
+        log.debug("unreadable %s block: %s", what, type(e).__name__)
+        report.add(Category.OTHER, what, f"{human_size(len(blob))} that could not be read"
+                   " (damaged)")
 
 
 def orientation_to_write(orientation: int | None, policy: Policy) -> int:

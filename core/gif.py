@@ -20,10 +20,17 @@ trailer.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core import icc, iptc, xmp
-from core.chunk_tools import MAX_SHOWN_TEXT, decode_text, describe_trailing, readable
+from core.chunk_tools import (
+    MAX_SHOWN_TEXT,
+    decode_text,
+    describe_safely,
+    describe_trailing,
+    readable,
+)
 from core.errors import MalformedImage, TooLarge
 from core.formats import CleanOutput, ImageFormat, check_pixels, register
 from core.policy import Policy
@@ -204,13 +211,11 @@ def _describe(data: bytes, block: Block, report: Report) -> None:
             raw = data[block.data_start : block.end]
             if raw.endswith(XMP_MAGIC_TRAILER):
                 raw = raw[: -len(XMP_MAGIC_TRAILER)]
-            xmp.describe(raw, report)
-        elif block.app == ICC_APPLICATION:
-            icc.describe(sub_block_data(data, block.data_start, block.end), report)
-        elif block.app == b"MGK8BIM0000":
-            iptc.describe_photoshop(sub_block_data(data, block.data_start, block.end), report)
-        elif block.app == b"MGKIPTC0000":
-            iptc.describe_iim(sub_block_data(data, block.data_start, block.end), report)
+            describe_safely(xmp.describe, raw, report, "XMP metadata")
+        elif block.app in DESCRIBERS:
+            describe, what = DESCRIBERS[block.app]
+            describe_safely(describe, sub_block_data(data, block.data_start, block.end), report,
+                            what)
         elif block.app not in LOOP_APPLICATIONS:
             ident = readable(block.app.decode("latin-1"), 11)
             report.add(Category.OTHER, "Application data",
@@ -219,6 +224,13 @@ def _describe(data: bytes, block: Block, report: Report) -> None:
         report.add(Category.OTHER, "Unknown extension",
                    f"type 0x{block.label:02X}, {human_size(block.end - block.start)}")
 
+
+#: Application extensions whose data one of the shared describers reads.
+DESCRIBERS: dict[bytes, tuple[Callable[[bytes, Report], None], str]] = {
+    ICC_APPLICATION: (icc.describe, "Colour profile"),
+    b"MGK8BIM0000": (iptc.describe_photoshop, "Photoshop/IPTC metadata"),  # ImageMagick
+    b"MGKIPTC0000": (iptc.describe_iim, "IPTC metadata"),  # ImageMagick
+}
 
 PIECE_NAMES = {
     "comment": "GIF comment", "text": "GIF plain-text extension", "gce": "GIF graphic control",

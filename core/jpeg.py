@@ -134,6 +134,7 @@ class JpegLayout:
     height: int = 0
     eoi_end: int = 0  # offset just after EOI; data[eoi_end:] is trailing data
     padding: int = 0  # zero bytes found between segments (dropped)
+    height_from_dnl: bool = False  # the frame header said 0 lines; a DNL gave the height
 
 
 def _damaged(what: str) -> MalformedImage:
@@ -272,6 +273,7 @@ def walk(data: bytes, policy: Policy, *, check_size: bool = True) -> JpegLayout:
             _check_segment(marker, data, p, end)
             if marker == DNL and not layout.height:
                 layout.height = data[p] << 8 | data[p + 1]
+                layout.height_from_dnl = True
                 if check_size:
                     formats.check_pixels(layout.width, layout.height, policy, "JPEG")
         if marker == SOS:
@@ -374,8 +376,14 @@ def orientation_app1(orientation: int) -> bytes:
 
 
 def exif_orientation(data: bytes, layout: JpegLayout) -> int:
-    """The Orientation of the first EXIF APP1 (the one decoders use), 1 when none."""
+    """The Orientation of the first EXIF APP1 before the first scan, 1 when none.
+
+    That is the block decoders and viewers read (Pillow's, libjpeg's saved markers);
+    an EXIF block after the first SOS does not change how the picture displays.
+    """
     for seg in layout.segments:
+        if seg.marker == SOS:
+            break
         if seg.marker == APP1 and data.startswith(EXIF_ID, seg.payload_start, seg.end):
             return read_orientation(data[seg.payload_start + 6 : seg.end]) or 1
     return 1
@@ -410,6 +418,10 @@ def _mpf_extra_images(payload: bytes) -> int:
         return 0
 
 
+#: How many segments of one kind get their own findings (the rest are counted).
+MAX_DESCRIBED_PER_KIND = 16
+
+
 def describe(data: bytes, layout: JpegLayout, report: Report) -> None:
     """Add findings for every non-structural block the JPEG carries."""
     report.width, report.height = layout.width, layout.height
@@ -417,12 +429,22 @@ def describe(data: bytes, layout: JpegLayout, report: Report) -> None:
     photoshop: list[bytes] = []
     xmp_ext: dict[bytes, dict[int, bytes]] = {}
     mpf_extra = 0
+    described: dict[str, int] = {}
+    skipped = 0
     for seg in layout.segments:
         marker = seg.marker
         if marker in STRUCTURAL or marker == EOI:
             continue
         payload = data[seg.payload_start : seg.end]
         what = identify(marker, payload)
+        # A file may repeat a segment thousands of times: describe the first few of
+        # each kind (findings are de-duplicated one by one), count the rest.
+        described[what] = described.get(what, 0) + 1
+        if described[what] > MAX_DESCRIBED_PER_KIND and not what.startswith(
+            ("ICC", "extended XMP", "Photoshop/IPTC")
+        ):
+            skipped += 1
+            continue
         if marker == COM:
             text = _text(payload)
             report.add(Category.COMMENT, "Comment", text or f"{len(payload)} bytes")
@@ -462,7 +484,10 @@ def describe(data: bytes, layout: JpegLayout, report: Report) -> None:
             continue
         else:
             report.add(Category.OTHER, what[:1].upper() + what[1:], human_size(len(payload)))
-    for chunks in xmp_ext.values():
+    if skipped:
+        report.add(Category.OTHER, "More metadata segments",
+                   f"{skipped} more segments of kinds already listed", count=skipped)
+    for chunks in list(xmp_ext.values())[:MAX_DESCRIBED_PER_KIND]:
         packet = b"".join(chunks[k] for k in sorted(chunks))
         _safely("extended XMP metadata", report, _xmp_describe, packet, report)
     if icc_chunks:
@@ -517,6 +542,12 @@ def _describe_trailer(data: bytes, start: int, mpf_extra: int, report: Report) -
         )
     if video_start >= 0:
         vsize = len(data) - video_start
+        # The bytes themselves are the evidence: replace what XMP only claimed
+        # (e.g. GCamera:MicroVideo) by one finding with the real size.
+        report.findings = [
+            f for f in report.findings
+            if not (f.category == Category.TRAILING_DATA and "motion photo" in f.value.lower())
+        ]
         report.add(
             Category.TRAILING_DATA, "Embedded video",
             f"an embedded {human_size(vsize)} video: this is a motion photo", size=vsize,
@@ -540,6 +571,13 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
     """
     layout = walk(data, policy)
     describe(data, layout, report)
+    if layout.height_from_dnl:
+        # T.81 B.2.5 allows it, but libjpeg-turbo (Pillow) cannot decode such files,
+        # so the output check could never prove the result whole.
+        raise MalformedImage(
+            "this JPEG gives its height only after the image data (a DNL marker);"
+            " such files are not supported"
+        )
     orientation = exif_orientation(data, layout)
     if policy.orientation == Orientation.BAKE and orientation != 1:
         from core import pixels

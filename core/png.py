@@ -10,8 +10,8 @@ Allow-list: IHDR, PLTE, IDAT, IEND, tRNS, gAMA, cHRM, sRGB, sBIT, and the APNG
 chunks acTL, fcTL, fdAT; iCCP only when the policy keeps colour profiles. Every
 other chunk goes (tEXt, zTXt, iTXt with XMP, eXIf, tIME, pHYs, private and
 unknown chunks), and so does every byte after IEND. The one EXIF block ever
-written is a fresh eXIf chunk holding only the Orientation (spec 11.3.6.1:
-eXIf "shall" come before the first IDAT; it is placed right after IHDR).
+written is a fresh eXIf chunk holding only the Orientation (the 3rd edition
+orders eXIf before IDAT; it is placed right after IHDR).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from core import exif, icc, iptc, pixels, xmp
 from core.chunk_tools import (
     MAX_SHOWN_TEXT,
     InflateBudget,
+    describe_safely,
     describe_trailing,
     note_orientation,
     orientation_to_write,
@@ -57,7 +58,7 @@ KEPT_SIZES: dict[bytes, range] = {
     b"acTL": range(8, 9),
     b"fcTL": range(26, 27),
 }
-#: PNG spec 11.2.1, Table 11.1: the allowed bit depths of each colour type.
+#: PNG spec 11.2.2 (IHDR), Table 11.1: the allowed bit depths of each colour type.
 BIT_DEPTHS: dict[int, tuple[int, ...]] = {
     0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16),
 }
@@ -67,7 +68,7 @@ HARMLESS = frozenset(
      b"cLLI", b"gIFg", b"gIFx", b"fRAc", b"dSIG"}
 )
 
-#: PNG spec 11.3.3.2: the predefined text keywords, in plain words.
+#: PNG spec 11.3.4.2: the predefined text keywords, in plain words.
 TEXT_KEYWORDS: dict[str, tuple[Category, str]] = {
     "title": (Category.DESCRIPTION, "Title"),
     "author": (Category.PEOPLE, "Author"),
@@ -193,7 +194,7 @@ def _describe_text(keyword: str, raw: bytes, encoding: str, report: Report) -> N
     Only the start of a long text is decoded: the report shows a few hundred characters.
     """
     if keyword == XMP_KEYWORD:
-        xmp.describe(raw, report)
+        describe_safely(xmp.describe, raw, report, "XMP metadata")
         return
     if keyword.lower().startswith("raw profile type ") and len(raw) <= MAX_RAW_PROFILE:
         if _describe_raw_profile(keyword[17:].lower(), raw.decode("latin-1"), report):
@@ -209,7 +210,7 @@ def _describe_text(keyword: str, raw: bytes, encoding: str, report: Report) -> N
 
 
 def _keyword(body: bytes) -> tuple[str, bytes]:
-    """PNG spec 11.3.3: a 1-79 byte Latin-1 keyword, a NUL, then the rest."""
+    """PNG spec 11.3.4.2: a 1-79 byte Latin-1 keyword, a NUL, then the rest."""
     keyword, _, rest = body.partition(b"\x00")
     return keyword[:79].decode("latin-1"), rest
 
@@ -224,17 +225,17 @@ def _describe_raw_profile(kind: str, value: str, report: Report) -> bool:
     except ValueError:
         return False
     if kind in ("exif", "app1") and blob.startswith(b"Exif\x00\x00"):
-        exif.describe(blob[6:], report, source="EXIF")
+        describe_safely(exif.describe, blob[6:], report, "EXIF metadata", source="EXIF")
     elif kind in ("exif",) and blob[:2] in (b"II", b"MM"):
-        exif.describe(blob, report, source="EXIF")
+        describe_safely(exif.describe, blob, report, "EXIF metadata", source="EXIF")
     elif kind in ("xmp", "app1"):
-        xmp.describe(blob, report)
+        describe_safely(xmp.describe, blob, report, "XMP metadata")
     elif kind in ("icc", "icm"):
-        icc.describe(blob, report)
+        describe_safely(icc.describe, blob, report, "Colour profile")
     elif kind in ("8bim", "iptc") and blob.startswith(b"8BIM"):
-        iptc.describe_photoshop(blob, report)
+        describe_safely(iptc.describe_photoshop, blob, report, "Photoshop/IPTC metadata")
     elif kind == "iptc":
-        iptc.describe_iim(blob, report)
+        describe_safely(iptc.describe_iim, blob, report, "IPTC metadata")
     else:
         return False
     return True
@@ -264,7 +265,7 @@ def describe_chunk(ctype: bytes, body: bytes, report: Report, budget: InflateBud
             text = inflated
         _describe_text(keyword, text, encoding, report)
     elif ctype == b"eXIf":
-        exif.describe(_exif_tiff(body), report, source="EXIF")
+        describe_safely(exif.describe, _exif_tiff(body), report, "EXIF metadata", source="EXIF")
     elif ctype == b"iCCP":
         name, _, rest = body.partition(b"\x00")
         profile = budget.inflate(rest[1:]) if rest[:1] == b"\x00" else None
@@ -273,7 +274,7 @@ def describe_chunk(ctype: bytes, body: bytes, report: Report, budget: InflateBud
             report.add(Category.COLOUR_PROFILE, "Colour profile",
                        f"“{label}” (too large or damaged to read)")
         else:
-            icc.describe(profile, report)
+            describe_safely(icc.describe, profile, report, "Colour profile")
     elif ctype == b"tIME" and len(body) == 7:
         y, mo, d, h, mi, s = struct.unpack(">HBBBBB", body)
         report.add(Category.TIME, "Last modified",

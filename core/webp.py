@@ -22,7 +22,12 @@ import struct
 from dataclasses import dataclass
 
 from core import exif, icc, pixels, xmp
-from core.chunk_tools import describe_trailing, note_orientation, orientation_to_write
+from core.chunk_tools import (
+    describe_safely,
+    describe_trailing,
+    note_orientation,
+    orientation_to_write,
+)
 from core.errors import MalformedImage, TooLarge
 from core.formats import CleanOutput, ImageFormat, check_pixels, register
 from core.policy import Orientation, Policy
@@ -208,11 +213,11 @@ def _chunk_bytes(fourcc: bytes, payload: bytes | memoryview) -> list[bytes | mem
 
 def _describe(chunk: Chunk, payload: bytes, report: Report) -> None:
     if chunk.fourcc == b"EXIF":
-        exif.describe(_exif_tiff(payload), report, source="EXIF")
+        describe_safely(exif.describe, _exif_tiff(payload), report, "EXIF metadata", source="EXIF")
     elif chunk.fourcc == b"XMP ":
-        xmp.describe(payload, report)
+        describe_safely(xmp.describe, payload, report, "XMP metadata")
     elif chunk.fourcc == b"ICCP":
-        icc.describe(payload, report)
+        describe_safely(icc.describe, payload, report, "Colour profile")
     else:
         report.add(Category.OTHER, "Unknown chunk", f"“{chunk.name}”, {human_size(chunk.size)}")
 

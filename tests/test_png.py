@@ -126,8 +126,9 @@ def test_dirty_png_and_apng_clean_pixel_exact() -> None:
 def test_report_names_what_the_png_gave_away() -> None:
     report = core.inspect(dirty_png())
     found = {(f.category, f.label): f.value for f in report.findings}
-    assert found[(core.Category.PEOPLE, "Author")] == "Jane Secret"
-    assert found[(core.Category.SOFTWARE, "Software")] == "SecretSoftware 2.1"
+    every = {(f.category, f.label, f.value) for f in report.findings}
+    assert (core.Category.PEOPLE, "Author", "Jane Secret") in every
+    assert (core.Category.SOFTWARE, "Software", "SecretSoftware 2.1") in every
     comments = [f.value for f in report.by_category(core.Category.COMMENT)]
     assert comments == ["Hidden comment, Rue du Secret 12", "Hidden comment after IDAT"]
     assert found[(core.Category.TIME, "Last modified")] == "2024-05-17 13:45:02 UTC"
@@ -255,7 +256,7 @@ def test_ztxt_bomb_is_not_inflated() -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 40_000_000, f"peak {peak / 1e6:.1f} MB"
+    assert peak < 20_000_000, f"peak {peak / 1e6:.1f} MB"
     assert any("too large" in f.value for f in result.report.findings)
     assert b"zTXt" not in result.data
 
@@ -348,3 +349,16 @@ def test_apple_cgbi_png_is_named() -> None:
     cgbi = data[:8] + chunk(b"CgBI", b"\x50\x00\x20\x06") + data[8:]
     with pytest.raises(core.MalformedImage, match="Apple-optimised"):
         core.clean(cgbi)
+
+
+def test_a_describer_failure_never_stops_cleaning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injection: whatever a shared describer does with a hostile block, the block is
+    dropped and the file still cleans; the report names the block as unreadable."""
+
+    def broken(tiff: bytes, report: core.Report, *, source: str = "EXIF") -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(png_module.exif, "describe", broken)
+    result = core.clean(dirty_png(6))
+    assert b"SecretMake" not in result.data
+    assert any("could not be read" in f.value for f in result.report.findings)
