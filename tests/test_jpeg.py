@@ -577,3 +577,24 @@ def test_arithmetic_coding_and_grayscale(tmp_path: Path) -> None:
         assert pixels(cleaned.data) == pixels(data)
         outputs.append(cleaned.data)
     assert_no_leaks(outputs)
+
+
+def test_phone_like_photo_of_the_benchmark_cleans_completely() -> None:
+    """bench/photo.py's generator (small size here): EXIF+GPS+thumbnail, XMP, ICC and a
+    motion-photo video all go; the report names the place, the device and the video."""
+    from bench.photo import GPS_DEGREES, SECRETS, build_phone_jpeg
+
+    data = build_phone_jpeg(400, 300)
+    before = exiftool_tags([data], suffix=".jpg")[0]
+    assert any(k.startswith("GPS:") for k in before) and any("ICC" in k for k in before)
+    assert any(k.startswith("XMP") for k in before)
+    cleaned = core.clean(data)
+    for secret in SECRETS.values():
+        assert secret.encode() not in cleaned.data
+    assert b"ftyp" not in cleaned.data
+    assert pixels(cleaned.data) == pixels(data)
+    assert shown(cleaned.data) == shown(data)  # Orientation 6 kept, alone
+    assert cleaned.report.by_category(Category.TRAILING_DATA)
+    text = cleaned.report.text()
+    assert f"{GPS_DEGREES[0]:.3f}" in text and "video" in text
+    assert_no_leaks([cleaned.data])
