@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import os
 import random
 import struct
 from pathlib import Path
@@ -197,10 +198,12 @@ def phone_jpeg_path() -> Path:
             return path
     data = build_phone_jpeg()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # several benchmarks may race here
     tmp.write_bytes(data)
     tmp.replace(path)
-    digest.write_text(hashlib.sha256(data).hexdigest() + "\n")
+    tmp_digest = digest.with_suffix(f".{os.getpid()}.tmp")
+    tmp_digest.write_text(hashlib.sha256(data).hexdigest() + "\n")
+    tmp_digest.replace(digest)
     return path
 
 
