@@ -60,7 +60,7 @@ class Delivery:
     def tls_context(self) -> ssl.SSLContext:
         """Made once: loading the CA store costs ~25 ms, too much to pay per reply."""
         if self._tls is None:
-            ctx = ssl.create_default_context()
+            ctx = ssl.create_default_context(cafile=self.config.relay_ca_file)
             if not self.config.relay_verify_tls:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
@@ -105,6 +105,10 @@ class Delivery:
             raise DeliveryError(
                 ROUTING, f"The next mail server refused the reply (code {e.code});"
                 " please try again later.") from e
+        except ssl.SSLError as e:
+            raise DeliveryError(
+                BAD_CONNECTION, "TLS with the next mail server failed; please try again later."
+            ) from e
         except (aiosmtplib.SMTPConnectError, ProxyError, ConnectionError, OSError) as e:
             raise DeliveryError(
                 NO_ANSWER, "The next mail server is not answering; please try again later."

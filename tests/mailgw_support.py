@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -200,6 +201,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    tls: bool = False
 
 
 class _SinkHandler:
@@ -210,22 +212,26 @@ class _SinkHandler:
         if self.sink.refuse:
             return self.sink.refuse
         self.sink.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                     tls=session.ssl is not None))
         return "250 2.0.0 OK: queued"
 
 
 class SinkRelay:
     """A second aiosmtpd (threaded Controller: it lives in the test process) as smarthost."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, tls_context: ssl.SSLContext | None = None
+                 ) -> None:
         self.port = port or free_port()
         self.received: list[Received] = []
         self.refuse: str | None = None
         self.controller: Controller | None = None
+        self.tls_context = tls_context
 
     def start(self) -> SinkRelay:
         self.controller = Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port,
-                                     data_size_limit=100_000_000)
+                                     data_size_limit=100_000_000, tls_context=self.tls_context,
+                                     require_starttls=self.tls_context is not None)
         self.controller.start()
         return self
 
@@ -371,3 +377,35 @@ def _pid_alive(pid: int) -> bool:
 
 def have(program: str) -> bool:
     return shutil.which(program) is not None
+
+
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 and the PEM file a client trusts it by."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_pem = directory / "relay-cert.pem"
+    key_pem = directory / "relay-key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert_pem, key_pem)
+    return ctx, cert_pem

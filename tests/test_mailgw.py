@@ -26,6 +26,7 @@ from tests.mailgw_support import (
     mail,
     parse,
     reply_attachments,
+    self_signed_tls,
     swaks,
     to_bytes,
     with_inline_image,
@@ -429,7 +430,8 @@ def test_relay_not_configured_answers_451(tmp_path: Path) -> None:
 def tight(tmp_path_factory: pytest.TempPathFactory, relay: SinkRelay) -> GatewayProcess:
     gw = GatewayProcess(tmp_path_factory.mktemp("tight"), "--domain", "second.onion",
                         "--per-sender-per-hour", "2", "--max-recipients", "1",
-                        "--max-connections", "2", relay_port=relay.port)
+                        "--max-connections", "2", "--idle-timeout", "1.5",
+                        relay_port=relay.port)
     yield gw
     gw.stop()
 
@@ -467,3 +469,77 @@ def test_connection_limit(tight: GatewayProcess) -> None:
     # once they are gone the next client is served
     with smtplib.SMTP("127.0.0.1", tight.port, local_hostname="client.example") as s:
         assert s.noop()[0] == 250
+
+
+def test_idle_client_is_dropped(tight: GatewayProcess) -> None:
+    with socket.create_connection(("127.0.0.1", tight.port), timeout=10) as c:
+        assert c.recv(512).startswith(b"220")
+        c.sendall(b"EHLO client.example\r\n")
+        assert b"250" in c.recv(512)
+        # then silence: the gateway hangs up after its idle timeout (1.5 s here)
+        assert c.recv(512) == b""
+
+
+def test_slow_data_is_cut_off(tight: GatewayProcess, sink: SinkRelay) -> None:
+    """The idle timer is not reset while DATA trickles in: a slow sender is cut off."""
+    with socket.create_connection(("127.0.0.1", tight.port), timeout=10) as c:
+        c.recv(512)
+        for cmd in (b"EHLO client.example", b"MAIL FROM:<slow@example.org>",
+                    b"RCPT TO:<clean@test.onion>", b"DATA"):
+            c.sendall(cmd + b"\r\n")
+            c.recv(4096)
+        closed = False
+        for _ in range(40):
+            try:
+                c.sendall(b"Subject: x\r\n")
+            except OSError:
+                closed = True
+                break
+            c.settimeout(0.1)
+            try:
+                if c.recv(512) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                pass
+        assert closed
+    assert sink.received == []
+
+
+def test_relay_starttls_required_and_verified(tmp_path: Path) -> None:
+    ctx, ca = self_signed_tls(tmp_path)
+    tls_relay = SinkRelay(tls_context=ctx).start()
+    gw = GatewayProcess(tmp_path / "gw", "--relay-starttls", "require", "--relay-ca", str(ca),
+                        relay_port=tls_relay.port)
+    try:
+        result = swaks(gw.port, data=to_bytes(mail()), tmp=tmp_path)
+        assert result.data_reply.startswith("250 2.0.0"), result.replies
+        assert len(tls_relay.received) == 1 and tls_relay.received[0].tls
+    finally:
+        gw.stop()
+        tls_relay.stop()
+
+
+def test_relay_starttls_required_but_not_offered_gives_451(tmp_path: Path,
+                                                           sink: SinkRelay) -> None:
+    gw = GatewayProcess(tmp_path / "gw", "--relay-starttls", "require", relay_port=sink.port)
+    try:
+        result = swaks(gw.port, data=to_bytes(mail()), tmp=tmp_path)
+        assert result.data_reply.startswith("451 4.4."), result.replies
+        assert sink.received == []
+    finally:
+        gw.stop()
+
+
+def test_relay_certificate_not_trusted_gives_451(tmp_path: Path) -> None:
+    ctx, _ca = self_signed_tls(tmp_path)
+    tls_relay = SinkRelay(tls_context=ctx).start()
+    gw = GatewayProcess(tmp_path / "gw", "--relay-starttls", "require",
+                        relay_port=tls_relay.port)
+    try:
+        result = swaks(gw.port, data=to_bytes(mail()), tmp=tmp_path)
+        assert result.data_reply.startswith("451 4.4.2 TLS"), result.replies
+        assert tls_relay.received == []
+    finally:
+        gw.stop()
+        tls_relay.stop()
