@@ -75,9 +75,19 @@ class GatewayProcess:
                                      stderr=subprocess.STDOUT)
         try:
             wait_port(self.port)
-        except TimeoutError:
+            self._say_goodbye()
+        except (TimeoutError, OSError):
             self.stop()
             raise RuntimeError("the gateway did not start:\n" + self.log()) from None
+
+    def _say_goodbye(self) -> None:
+        """One polite session (220, QUIT, 221, close), so that no half-closed probe
+        connection still counts against a small connection limit when tests begin."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c:
+            c.sendall(b"QUIT\r\n")
+            while c.recv(512):
+                pass
+        time.sleep(0.05)
 
     def log(self) -> str:
         self._log.flush()
