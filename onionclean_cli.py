@@ -221,6 +221,55 @@ def _add_capsule_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_capsule)
 
 
+def cmd_upload(args: argparse.Namespace) -> int:
+    import mimetypes
+
+    from capsule.client import TitanClientError, upload
+
+    socks = None
+    if args.socks:
+        host, _, port = args.socks.rpartition(":")
+        socks = (host or "127.0.0.1", int(port))
+    try:
+        data = _read_limited(args.file, int(args.max_mb * 1_000_000))
+        answer = upload(args.url, data, action="inspect" if args.inspect else "clean",
+                        mime=mimetypes.guess_type(args.file.name)[0], token=args.token,
+                        socks=socks, pin=args.pin, timeout=args.timeout)
+    except (TitanClientError, OSError, core.CleanError, ValueError) as e:
+        print(f"onionclean upload: {e}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    print(f"certificate {answer.fingerprint}", file=sys.stderr)
+    if answer.status // 10 != 2:
+        print(f"{answer.status} {answer.meta}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    if args.inspect:
+        sys.stdout.write(answer.body.decode("utf-8", "replace"))
+        return EXIT_OK
+    ext = mimetypes.guess_extension(answer.meta.split(";")[0].strip()) or ".img"
+    target = args.output or args.file.with_name(f"{args.file.stem}.clean{ext}")
+    if target.exists():
+        print(f"onionclean upload: {target} exists; not overwriting it", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    _write_atomically(target, answer.body)
+    print(f"{args.file}: cleaned by the capsule -> {target}")
+    return EXIT_OK
+
+
+def _add_upload_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("upload", help="send a photo to a capsule with Titan (smoke test)")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("url", nargs="?", default="gemini://localhost:1965/", metavar="URL",
+                   help="the capsule (gemini://HOST[:PORT]/ or a titan:// URL)")
+    p.add_argument("-o", "--output", type=Path, metavar="OUT", help="where to write the result")
+    p.add_argument("--inspect", action="store_true", help="ask what the photo gives away")
+    p.add_argument("--token", help="the capsule's upload token, if it has one")
+    p.add_argument("--socks", metavar="HOST:PORT", help="SOCKS5 proxy (Tor: 127.0.0.1:9050)")
+    p.add_argument("--pin", metavar="SHA256", help="require this certificate fingerprint")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--max-mb", type=float, default=50.0)
+    p.set_defaults(func=cmd_upload)
+
+
 # --- mailgw (SMTP) ---------------------------------------------------------------------
 
 
@@ -304,7 +353,11 @@ def _add_mailgw_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_serve_command(sub: argparse._SubParsersAction) -> None:
-    """STUB: the serve work adds `onionclean serve [--tor]` here."""
+    import onionclean_serve
+
+    p = sub.add_parser("serve", help="run the capsule and the mail gateway (optionally on Tor)")
+    onionclean_serve.add_arguments(p)
+    p.set_defaults(func=onionclean_serve.serve)
 
 
 # --- main ------------------------------------------------------------------------------
@@ -314,6 +367,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_capsule_command,
     _add_mailgw_command,
     _add_serve_command,
+    _add_upload_command,
 ]
 
 

@@ -9,6 +9,6 @@ the reactor is chosen (see :mod:`capsule.server`).
 """
 
 from capsule.config import CapsuleConfig
-from capsule.server import install_asyncio_reactor, listen, run
+from capsule.server import install_asyncio_reactor, listen, route_twisted_logs, run
 
-__all__ = ["CapsuleConfig", "install_asyncio_reactor", "listen", "run"]
+__all__ = ["CapsuleConfig", "install_asyncio_reactor", "listen", "route_twisted_logs", "run"]

@@ -23,6 +23,10 @@ from core.tiff_ifd import is_orientation_only
 
 log = logging.getLogger("onionclean.core")
 
+# Pillow logs tag *values* (an Artist's name, a place) at DEBUG while it reads TIFF and
+# EXIF data: a debug log level must never turn a user's metadata into log lines.
+logging.getLogger("PIL").setLevel(logging.INFO)
+
 #: Keys Pillow may put in ``Image.info`` for a clean file: structure, not metadata.
 PILLOW_STRUCTURAL_INFO = frozenset(
     {
@@ -98,7 +102,7 @@ def clean(data: bytes, policy: Policy = Policy()) -> Cleaned:  # noqa: B008 - fr
     """
     data = _check_input(data, policy)
     handler = formats.sniff(data)
-    report = Report(format=handler.name, media_type=handler.media_type)
+    report = Report(format=handler.name, media_type=handler.media_type, cleaned=True)
     out = _guarded(handler.label, handler.clean, data, policy, report)
     out_handler = formats.by_name(out.format)
     _guarded(f"cleaned {out_handler.label}", verify, out, out_handler, policy, report)

@@ -6,7 +6,7 @@ the GPS sub-IFD (tag 0x8825, CIPA DC-008 section 4.6.6); IFD1 describes the
 embedded thumbnail. :func:`describe` turns the tags a person should know about
 into :class:`core.report.Finding` objects. It reads bytes from strangers: an
 unreadable tag is skipped, an unreadable block is reported as such, and
-nothing but :class:`core.errors.CleanError` ever escapes.
+nothing escapes (a describer never makes cleaning fail).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from core.errors import CleanError
 from core.report import Category, Report, human_size, printable
 from core.tiff_ifd import (
     TAG_EXIF_IFD,
@@ -179,7 +178,7 @@ NORTH_REFS = {"T": "true north", "M": "magnetic north"}
 def describe(tiff: bytes, report: Report, *, source: str = "EXIF") -> None:
     """Add findings for an EXIF block (a TIFF structure, without the ``Exif\\0\\0`` header).
 
-    Never raises anything but :class:`CleanError`; a block that cannot be read at
+    Never raises; a block that cannot be read at
     all is reported as "unreadable" and the rest of the file is still described.
     """
     depth = _nesting.get()
@@ -192,8 +191,6 @@ def describe(tiff: bytes, report: Report, *, source: str = "EXIF") -> None:
         if tiff.startswith(b"Exif\x00\x00"):
             tiff = tiff[6:]
         _Describer(tiff, report, source).run()
-    except CleanError:
-        raise
     except Exception as e:  # noqa: BLE001 - strangers' bytes: never crash inspect
         log.debug("unreadable %s block: %s", source, type(e).__name__)
         report.add(
@@ -267,8 +264,6 @@ class _Describer:
         """Run one describer; an unreadable tag is skipped, never fatal."""
         try:
             func(*args)
-        except CleanError:
-            raise
         except Exception as e:  # noqa: BLE001
             log.debug("skipped an unreadable %s part: %s", self.source, type(e).__name__)
 

@@ -4,8 +4,8 @@ The 128-byte header (ICC.1:2022 section 7.2) names the device manufacturer
 (bytes 48-51), the device model (52-55), the profile creator (80-83) and the
 creation date (24-35); the tag table (7.3) follows. The ``desc`` tag is a
 ``textDescriptionType`` in version 2 profiles and a ``multiLocalizedUnicodeType``
-(``mluc``, 10.15) in version 4. Nothing but :class:`core.errors.CleanError`
-escapes :func:`describe`.
+(``mluc``, 10.15) in version 4. Nothing
+escapes :func:`describe`: a damaged profile is reported as such.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import struct
 
-from core.errors import CleanError
 from core.report import Category, Report, human_size, printable
 
 log = logging.getLogger("onionclean.core")
@@ -52,8 +51,6 @@ def describe(profile: bytes, report: Report) -> None:
     """Add a finding for an embedded ICC profile."""
     try:
         _describe(profile, report)
-    except CleanError:
-        raise
     except Exception as e:  # noqa: BLE001 - strangers' bytes: never crash inspect
         log.debug("unreadable ICC profile: %s", type(e).__name__)
         report.add(Category.COLOUR_PROFILE, "Colour profile",

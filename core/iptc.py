@@ -11,7 +11,7 @@ IPTC-IIM (IPTC Information Interchange Model 4.2, section 1.5): datasets
 Record 1 dataset 90 names the character set (``ESC % G`` = UTF-8); record 2
 holds the descriptive fields (author, city, keywords, ...).
 
-Nothing but :class:`core.errors.CleanError` escapes these functions.
+Nothing escapes these functions: what cannot be read is reported as such.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import logging
 import struct
 from typing import Any
 
-from core.errors import CleanError
 from core.report import Category, Report, human_size, printable
 
 log = logging.getLogger("onionclean.core")
@@ -79,8 +78,6 @@ def describe_photoshop(irb: bytes, report: Report) -> None:
     """Add findings for Photoshop image resource blocks (``8BIM`` records)."""
     try:
         _photoshop(irb, report)
-    except CleanError:
-        raise
     except Exception as e:  # noqa: BLE001 - strangers' bytes: never crash inspect
         log.debug("unreadable Photoshop resources: %s", type(e).__name__)
         report.add(Category.OTHER, "Photoshop metadata",
@@ -91,8 +88,6 @@ def describe_iim(iim: bytes, report: Report) -> None:
     """Add findings for IPTC-IIM records (author, city, keywords, ...)."""
     try:
         _iim(iim, report)
-    except CleanError:
-        raise
     except Exception as e:  # noqa: BLE001
         log.debug("unreadable IPTC records: %s", type(e).__name__)
         report.add(Category.OTHER, "IPTC metadata",

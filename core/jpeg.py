@@ -418,6 +418,10 @@ def _mpf_extra_images(payload: bytes) -> int:
         return 0
 
 
+#: How many segments of one kind get their own findings (the rest are counted).
+MAX_DESCRIBED_PER_KIND = 16
+
+
 def describe(data: bytes, layout: JpegLayout, report: Report) -> None:
     """Add findings for every non-structural block the JPEG carries."""
     report.width, report.height = layout.width, layout.height
@@ -425,12 +429,22 @@ def describe(data: bytes, layout: JpegLayout, report: Report) -> None:
     photoshop: list[bytes] = []
     xmp_ext: dict[bytes, dict[int, bytes]] = {}
     mpf_extra = 0
+    described: dict[str, int] = {}
+    skipped = 0
     for seg in layout.segments:
         marker = seg.marker
         if marker in STRUCTURAL or marker == EOI:
             continue
         payload = data[seg.payload_start : seg.end]
         what = identify(marker, payload)
+        # A file may repeat a segment thousands of times: describe the first few of
+        # each kind (findings are de-duplicated one by one), count the rest.
+        described[what] = described.get(what, 0) + 1
+        if described[what] > MAX_DESCRIBED_PER_KIND and not what.startswith(
+            ("ICC", "extended XMP", "Photoshop/IPTC")
+        ):
+            skipped += 1
+            continue
         if marker == COM:
             text = _text(payload)
             report.add(Category.COMMENT, "Comment", text or f"{len(payload)} bytes")
@@ -470,7 +484,10 @@ def describe(data: bytes, layout: JpegLayout, report: Report) -> None:
             continue
         else:
             report.add(Category.OTHER, what[:1].upper() + what[1:], human_size(len(payload)))
-    for chunks in xmp_ext.values():
+    if skipped:
+        report.add(Category.OTHER, "More metadata segments",
+                   f"{skipped} more segments of kinds already listed", count=skipped)
+    for chunks in list(xmp_ext.values())[:MAX_DESCRIBED_PER_KIND]:
         packet = b"".join(chunks[k] for k in sorted(chunks))
         _safely("extended XMP metadata", report, _xmp_describe, packet, report)
     if icc_chunks:
@@ -525,6 +542,12 @@ def _describe_trailer(data: bytes, start: int, mpf_extra: int, report: Report) -
         )
     if video_start >= 0:
         vsize = len(data) - video_start
+        # The bytes themselves are the evidence: replace what XMP only claimed
+        # (e.g. GCamera:MicroVideo) by one finding with the real size.
+        report.findings = [
+            f for f in report.findings
+            if not (f.category == Category.TRAILING_DATA and "motion photo" in f.value.lower())
+        ]
         report.add(
             Category.TRAILING_DATA, "Embedded video",
             f"an embedded {human_size(vsize)} video: this is a motion photo", size=vsize,

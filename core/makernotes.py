@@ -63,6 +63,11 @@ TAGS: dict[str, dict[int, tuple[Category, str, str]]] = {
     "Fujifilm": {
         0x0010: (Category.DEVICE, "Internal serial number", "InternalSerialNumber"),
     },
+    "Apple": {
+        0x000B: (Category.DEVICE, "Burst ID", "BurstUUID"),
+        0x0011: (Category.DEVICE, "Live Photo ID (links the photo to its video)",
+                 "MediaGroupUUID"),
+    },
 }
 
 

@@ -10,8 +10,8 @@ Allow-list: IHDR, PLTE, IDAT, IEND, tRNS, gAMA, cHRM, sRGB, sBIT, and the APNG
 chunks acTL, fcTL, fdAT; iCCP only when the policy keeps colour profiles. Every
 other chunk goes (tEXt, zTXt, iTXt with XMP, eXIf, tIME, pHYs, private and
 unknown chunks), and so does every byte after IEND. The one EXIF block ever
-written is a fresh eXIf chunk holding only the Orientation (spec 11.3.6.1:
-eXIf "shall" come before the first IDAT; it is placed right after IHDR).
+written is a fresh eXIf chunk holding only the Orientation (the 3rd edition
+orders eXIf before IDAT; it is placed right after IHDR).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ KEPT_SIZES: dict[bytes, range] = {
     b"acTL": range(8, 9),
     b"fcTL": range(26, 27),
 }
-#: PNG spec 11.2.1, Table 11.1: the allowed bit depths of each colour type.
+#: PNG spec 11.2.2 (IHDR), Table 11.1: the allowed bit depths of each colour type.
 BIT_DEPTHS: dict[int, tuple[int, ...]] = {
     0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16),
 }
@@ -68,7 +68,7 @@ HARMLESS = frozenset(
      b"cLLI", b"gIFg", b"gIFx", b"fRAc", b"dSIG"}
 )
 
-#: PNG spec 11.3.3.2: the predefined text keywords, in plain words.
+#: PNG spec 11.3.4.2: the predefined text keywords, in plain words.
 TEXT_KEYWORDS: dict[str, tuple[Category, str]] = {
     "title": (Category.DESCRIPTION, "Title"),
     "author": (Category.PEOPLE, "Author"),
@@ -210,7 +210,7 @@ def _describe_text(keyword: str, raw: bytes, encoding: str, report: Report) -> N
 
 
 def _keyword(body: bytes) -> tuple[str, bytes]:
-    """PNG spec 11.3.3: a 1-79 byte Latin-1 keyword, a NUL, then the rest."""
+    """PNG spec 11.3.4.2: a 1-79 byte Latin-1 keyword, a NUL, then the rest."""
     keyword, _, rest = body.partition(b"\x00")
     return keyword[:79].decode("latin-1"), rest
 

@@ -8,6 +8,7 @@ language; ``Report.to_dict()`` as JSON-ready data.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -77,6 +78,9 @@ class Report:
     removed: list[Removed] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: True for the report of :func:`core.clean` (the text then speaks in the past tense:
+    #: what the photo revealed and what was removed); False for :func:`core.inspect`.
+    cleaned: bool = False
 
     def add(
         self, category: Category, label: str, value: str, **data: Any
@@ -119,7 +123,7 @@ class Report:
             if c != Category.LOCATION and self.by_category(c)
         ]
         if others:
-            verb = "revealed" if self.removed else "reveals"
+            verb = "revealed" if self.cleaned else "reveals"
             also = " also" if self.by_category(Category.LOCATION) else ""
             head += f" It{also} {verb} " + _join(others) + "."
         lines.append(head)
@@ -143,7 +147,7 @@ class Report:
 
     def location_summary(self) -> str:
         """One sentence: did the photo give away where it was taken?"""
-        verb = "revealed" if self.removed else "reveals"
+        verb = "revealed" if self.cleaned else "reveals"
         where = self.by_category(Category.LOCATION)
         for f in where:
             if "latitude" in f.data and "longitude" in f.data:
@@ -175,8 +179,9 @@ class Report:
         if len(sizes) > 10:
             parts.append(f"{len(sizes) - 10} more kinds")
         n = len(self.removed)
+        did = "Removed" if self.cleaned else "Cleaning removes"
         return (
-            f"Removed {n} piece{'s' if n != 1 else ''} of metadata ({human_size(total)}): "
+            f"{did} {n} piece{'s' if n != 1 else ''} of metadata ({human_size(total)}): "
             + ", ".join(parts) + "."
         )
 
@@ -210,11 +215,11 @@ def _grouped(category: Category, found: list[Finding]) -> list[tuple[str, str]]:
             return TIME_ORDER.index(f.label) if f.label in TIME_ORDER else len(TIME_ORDER)
 
         found = sorted(found, key=rank)
-        # "on 2005-09-07 at 15:09:51" says less than "... (UTC-07:00)" with the same label.
+        # "on 2005-09-07 at 15:09:51" says less than "...:51.054 (UTC-07:00)": show the latter.
         found = [
             f for f in found
-            if not any(g.label == f.label and g.value.startswith(f.value + " (UTC")
-                       for g in found)
+            if not any(g.label == f.label and _time_key(g.value) == _time_key(f.value)
+                       and len(g.value) > len(f.value) for g in found)
         ]
     labels: dict[str, list[str]] = {}
     for f in found:
@@ -222,6 +227,11 @@ def _grouped(category: Category, found: list[Finding]) -> list[tuple[str, str]]:
         if f.label not in names:
             names.append(f.label)
     return [(" / ".join(names), value) for value, names in labels.items()]
+
+
+def _time_key(value: str) -> str:
+    """A time told without its fraction of a second and its time zone."""
+    return re.sub(r"\.\d+", "", value).split(" (UTC")[0]
 
 
 def _join(items: list[str]) -> str:

@@ -7,7 +7,7 @@ Properties (ISO 16684-1 section 7) may be written as attributes of
 (``rdf:Seq``/``rdf:Bag``/``rdf:Alt`` of ``rdf:li``) or structures. They are
 read into plain Python values, then the ones a person should know about become
 findings; properties of namespaces this module does not know are counted.
-Nothing but :class:`core.errors.CleanError` escapes :func:`describe`.
+Nothing escapes :func:`describe`: a packet it cannot read is reported as such.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from xml.etree.ElementTree import Element
 
 from defusedxml.ElementTree import fromstring
 
-from core.errors import CleanError
 from core.exif import compass, format_position, map_url
 from core.report import Category, Report, human_size, printable
 
@@ -79,8 +78,6 @@ def describe(packet: bytes, report: Report) -> None:
     """Add findings for an XMP packet (the XML bytes)."""
     try:
         props, prefixes = parse(packet)
-    except CleanError:
-        raise
     except Exception as e:  # noqa: BLE001 - defused XML, expat, recursion: never crash
         log.debug("unreadable XMP packet: %s", type(e).__name__)
         report.add(
@@ -127,7 +124,12 @@ def parse(packet: bytes) -> tuple[dict[str, Value] | None, dict[str, str]]:
     }
     props: dict[str, Value] = {}
     for desc in root.iter(f"{{{RDF}}}Description"):
-        props.update(_struct(desc, 0))
+        for key, value in _struct(desc, 0).items():
+            old = props.get(key)
+            if isinstance(old, list) and isinstance(value, list):
+                old.extend(value[: max(0, MAX_ITEMS - len(old))])  # one array, split in two
+            else:
+                props[key] = value
         if len(props) > 100_000:
             break
     return props, prefixes
@@ -298,7 +300,7 @@ TEXT_PROPS: list[tuple[str, Category, str]] = [
     (q("photoshop", "TextLayerText"), Category.DESCRIPTION, "Text in the image's layers"),
     (q("crs", "RawFileName"), Category.DESCRIPTION, "Original file name"),
     (q("xmp", "Label"), Category.DESCRIPTION, "Label"),
-    (q("xmp", "CreatorTool"), Category.SOFTWARE, "Software"),
+    (q("xmp", "CreatorTool"), Category.SOFTWARE, "Created with"),
     (q("photoshop", "History"), Category.SOFTWARE, "Photoshop history"),
 ]
 
@@ -337,8 +339,6 @@ class _Describer:
                      self._motion_photo, self._raw_settings, self._others):
             try:
                 step()
-            except CleanError:
-                raise
             except Exception as e:  # noqa: BLE001 - skip the unreadable part only
                 log.debug("skipped an unreadable XMP part: %s", type(e).__name__)
 

@@ -120,7 +120,12 @@ def outside_image_data(blob: bytes) -> bytes:
 def clean_or_refuse(data: bytes, outputs: list[bytes],
                     policy: core.Policy = core.Policy()) -> None:  # noqa: B008 - frozen
     """The corruption contract: a verified clean output or a CleanError, nothing else,
-    and no metadata string outside the compressed image data (see outside_image_data)."""
+    and no metadata string outside the compressed image data (see outside_image_data).
+    Inspecting the same bytes gives a report or a CleanError, too."""
+    try:
+        core.inspect(data)
+    except core.CleanError as e:
+        assert str(e), "an error needs a message"
     try:
         result = core.clean(data, policy)
     except core.CleanError as e:

@@ -161,7 +161,8 @@ def test_inspect_returns_a_report_and_none_of_the_image(capsule: CapsuleProcess)
     assert (reply.status, reply.meta) == (20, "text/gemini")
     page = reply.body.decode("utf-8")
     assert page.startswith("# What this photo gives away")
-    assert "## " in page and "No revealing metadata" not in page  # GPS, XMP...
+    assert "## Where the photo was taken" in page and "GPS position" in page
+    assert f"=> titan://localhost:{capsule.port}/clean " in page
     assert photo[100:140] not in reply.body
 
 
