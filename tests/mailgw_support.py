@@ -56,9 +56,9 @@ class GatewayProcess:
     """``onionclean mailgw`` in a child process; log = its stderr (DEBUG level)."""
 
     def __init__(self, workdir: Path, *args: str, relay_port: int | None = None,
-                 domain: str = "test.onion") -> None:
+                 domain: str = "test.onion", port: int | None = None) -> None:
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.domain = domain
         self.address = f"clean@{domain}"
         for sub in ("cwd", "home", "tmp"):
@@ -260,9 +260,14 @@ class SinkRelay:
 class Postfix:
     """Debian's Postfix on 127.0.0.1:PORT, throwaway config/queue, Maildir for example.org."""
 
-    def __init__(self, base: Path, domain: str = "example.org") -> None:
+    def __init__(self, base: Path, domain: str = "example.org",
+                 transports: dict[str, int] | None = None) -> None:
+        """``transports``: domain -> loopback port Postfix forwards that domain's mail to
+        (Postfix then plays the sender's MTA for it)."""
         self.base = base
         self.port = free_port()
+        transport_maps = ", ".join(f"{d}=smtp:[127.0.0.1]:{p}"
+                                   for d, p in (transports or {}).items())
         self.conf = base / "conf"
         self.maildir = base / "mail" / "inbox"
         for d in ("conf", "queue", "data", "mail"):
@@ -298,6 +303,12 @@ maillog_file = {base}/maillog
 maillog_file_prefixes = {base}
 smtpd_banner = $myhostname ESMTP
 biff = no
+transport_maps = {"inline:{ " + transport_maps + " }" if transport_maps else ""}
+relay_domains = {", ".join(transports or {})}
+# retry deferred mail within seconds (defaults: 300 s and more), as a test can wait
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
 """)
         (self.conf / "master.cf").write_text(f"""\
 127.0.0.1:{self.port} inet n - n - - smtpd
@@ -351,6 +362,10 @@ postlog   unix-dgram n - n - 1 postlogd
                 time.sleep(0.1)
             if _pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+    def log(self) -> str:
+        path = self.base / "maillog"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def messages(self) -> list[bytes]:
         new = self.maildir / "new"
