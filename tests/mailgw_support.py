@@ -56,7 +56,8 @@ class GatewayProcess:
     """``onionclean mailgw`` in a child process; log = its stderr (DEBUG level)."""
 
     def __init__(self, workdir: Path, *args: str, relay_port: int | None = None,
-                 domain: str = "test.onion", port: int | None = None) -> None:
+                 domain: str = "test.onion", port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.domain = domain
@@ -69,7 +70,7 @@ class GatewayProcess:
         if relay_port is not None:
             cmd += ["--relay", f"127.0.0.1:{relay_port}"]
         env = dict(os.environ, HOME=str(workdir / "home"), TMPDIR=str(workdir / "tmp"),
-                   PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+                   PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1", **(env or {}))
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, cwd=workdir / "cwd", env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
@@ -230,20 +231,34 @@ class _SinkHandler:
 class SinkRelay:
     """A second aiosmtpd (threaded Controller: it lives in the test process) as smarthost."""
 
-    def __init__(self, port: int | None = None, tls_context: ssl.SSLContext | None = None
-                 ) -> None:
+    def __init__(self, port: int | None = None, tls_context: ssl.SSLContext | None = None,
+                 login: tuple[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.received: list[Received] = []
         self.refuse: str | None = None
         self.controller: Controller | None = None
         self.tls_context = tls_context
+        self.login = login  # (user, password) the relay requires (AUTH after STARTTLS)
+        self.logins: list[str] = []
 
     def start(self) -> SinkRelay:
+        auth: dict[str, object] = {}
+        if self.login is not None:
+            auth = {"auth_required": True, "authenticator": self._authenticate}
         self.controller = Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port,
                                      data_size_limit=100_000_000, tls_context=self.tls_context,
-                                     require_starttls=self.tls_context is not None)
+                                     require_starttls=self.tls_context is not None, **auth)
         self.controller.start()
         return self
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = (isinstance(auth_data, LoginPassword) and self.login is not None
+              and (auth_data.login.decode(), auth_data.password.decode()) == self.login)
+        if ok:
+            self.logins.append(mechanism)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
     def stop(self) -> None:
         if self.controller is not None:

@@ -557,3 +557,37 @@ def test_relay_certificate_not_trusted_gives_451(tmp_path: Path) -> None:
     finally:
         gw.stop()
         tls_relay.stop()
+
+
+def test_relay_auth_after_starttls(tmp_path: Path) -> None:
+    ctx, ca = self_signed_tls(tmp_path)
+    relay = SinkRelay(tls_context=ctx, login=("gateway", "s3cret-pass")).start()
+    gw = GatewayProcess(tmp_path / "gw", "--relay-starttls", "require", "--relay-ca", str(ca),
+                        "--relay-user", "gateway", relay_port=relay.port,
+                        env={"ONIONCLEAN_RELAY_PASSWORD": "s3cret-pass"})
+    wrong = GatewayProcess(tmp_path / "gw2", "--relay-starttls", "require", "--relay-ca",
+                           str(ca), "--relay-user", "gateway", relay_port=relay.port,
+                           env={"ONIONCLEAN_RELAY_PASSWORD": "wrong"})
+    try:
+        result = swaks(gw.port, data=to_bytes(mail()), tmp=tmp_path)
+        assert result.data_reply.startswith("250 2.0.0"), result.replies
+        assert relay.logins and len(relay.received) == 1
+        refused = swaks(wrong.port, data=to_bytes(mail()), tmp=tmp_path)
+        assert refused.data_reply.startswith("451 4.4.0"), refused.replies
+        assert len(relay.received) == 1
+        assert "s3cret" not in gw.log()
+    finally:
+        gw.stop()
+        wrong.stop()
+        relay.stop()
+
+
+def test_global_rate_limit(tmp_path: Path, sink: SinkRelay) -> None:
+    gw = GatewayProcess(tmp_path / "gw", "--global-per-minute", "2", relay_port=sink.port)
+    try:
+        answers = [swaks(gw.port, sender=f"s{i}@example.org", data=to_bytes(mail()),
+                         tmp=tmp_path) for i in range(3)]
+        assert [a.data_reply[:3] for a in answers[:2]] == ["250", "250"]
+        assert any(r.startswith("450 4.7.1 The gateway is busy") for r in answers[2].replies)
+    finally:
+        gw.stop()
