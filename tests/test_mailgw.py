@@ -591,3 +591,14 @@ def test_global_rate_limit(tmp_path: Path, sink: SinkRelay) -> None:
         assert any(r.startswith("450 4.7.1 The gateway is busy") for r in answers[2].replies)
     finally:
         gw.stop()
+
+
+def test_non_ascii_sender_refused_at_mail(gateway: GatewayProcess, sink: SinkRelay) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as c:
+        c.recv(512)
+        c.sendall("EHLO client.example\r\nMAIL FROM:<jörg@example.org>\r\n".encode())
+        answer = b""
+        while not re.search(rb"\r\n5\d\d [^\n]*\r\n$", answer):
+            answer += c.recv(4096)
+        assert b"SMTPUTF8" not in answer
+    assert sink.received == []
