@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import core
@@ -44,6 +46,30 @@ class Progress:
         if self.done == self.total:
             self.stream.write("\n")
         self.stream.flush()
+
+
+class TimeLimitExceeded(BaseException):
+    """One file took longer than ``--timeout`` seconds.
+
+    A BaseException (like KeyboardInterrupt) so that the core's fail-closed
+    ``except Exception`` does not turn it into "the image is damaged".
+    """
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the work on one file after ``seconds`` (SIGALRM; main thread only)."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeLimitExceeded(f"gave up after {seconds:g} s (--timeout)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _policy_from_args(args: argparse.Namespace) -> core.Policy:
@@ -98,7 +124,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
     failures = 0
     for src in args.files:
         try:
-            cleaned = core.clean(_read_limited(src, policy.max_bytes), policy)
+            with time_limit(args.timeout):
+                cleaned = core.clean(_read_limited(src, policy.max_bytes), policy)
             target = _output_path(src, cleaned, out_dir, args.in_place)
             if not args.in_place and target.exists():
                 raise FileExistsError(f"{target} exists; not overwriting it")
@@ -106,7 +133,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
             if not args.quiet:
                 n = len(cleaned.report.removed)
                 print(f"{src}: cleaned -> {target} ({n} piece(s) of metadata removed)")
-        except (core.CleanError, OSError) as e:
+        except (core.CleanError, OSError, TimeLimitExceeded) as e:
             failures += 1
             print(f"{src}: not cleaned: {e}", file=sys.stderr)
         progress.step()
@@ -119,14 +146,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     results = []
     for src in args.files:
         try:
-            report = core.inspect(_read_limited(src, int(args.max_mb * 1_000_000)))
+            with time_limit(args.timeout):
+                report = core.inspect(_read_limited(src, int(args.max_mb * 1_000_000)))
             if args.json:
                 results.append({"file": str(src), "report": report.to_dict()})
             else:
                 print(f"== {src}")
                 print(report.text())
                 print()
-        except (core.CleanError, OSError) as e:
+        except (core.CleanError, OSError, TimeLimitExceeded) as e:
             failures += 1
             if args.json:
                 results.append({"file": str(src), "error": str(e)})
@@ -152,6 +180,8 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:
                    help="keep the orientation tag (default), bake it into the pixels, or drop it")
     p.add_argument("--keep-icc", action="store_true", help="keep colour profiles")
     p.add_argument("--max-mb", type=float, default=50.0, help="largest input (default 50 MB)")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds allowed per file (default 300)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_clean)
 
@@ -159,6 +189,7 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--max-mb", type=float, default=50.0)
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per file")
     p.set_defaults(func=cmd_inspect)
 
 

@@ -67,7 +67,7 @@ def listen(config: CapsuleConfig, reactor: typing.Any) -> typing.Any:
     port.capsule_server = server  # for tests and `onionclean serve` statistics
     log.info(
         "capsule listening on %s:%d as gemini://%s (certificate %s)",
-        config.host, actual, config.hostname, fingerprint(certfile)[:23],
+        config.host, actual, config.hostname, fingerprint(certfile),
     )
     return port
 
@@ -111,5 +111,6 @@ def run(config: CapsuleConfig) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     route_twisted_logs()
     listen(config, reactor)
+    log.info("running on Twisted's %s", type(reactor).__name__)
     reactor.addSystemEventTrigger("after", "shutdown", log.info, "capsule stopped")
     reactor.run()

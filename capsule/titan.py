@@ -167,6 +167,7 @@ class TitanProtocol(GeminiProtocol):
         self._drain_left: int | None = None
         self._drained = 0
         self._over_capacity = False
+        self._closing: IDelayedCall | None = None
         self._counted = False
         self.scheme = "-"
 
@@ -180,6 +181,8 @@ class TitanProtocol(GeminiProtocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_timers()
+        if self._closing is not None and self._closing.active():
+            self._closing.cancel()
         self._release()
         self._body = None
         self._buffer = bytearray()
@@ -377,8 +380,15 @@ class TitanProtocol(GeminiProtocol):
         super().write_status(status, clean_meta(meta))
 
     def finish_connection(self) -> None:
+        """Jetforce's close (TLS close_notify, then TCP close once the answer is sent),
+        with a deadline: a client that never reads its answer would otherwise keep the
+        connection, and the upload's share of the in-flight budget, forever."""
         self._cancel_timers()
         self.state = State.DONE
+        if self._closing is None:
+            self._closing = self.server.reactor.callLater(
+                self.server.config.body_deadline, self.transport.abortConnection
+            )
         super().finish_connection()
 
     def _refuse(

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from core.errors import MalformedImage, TooLarge
+from core.errors import MalformedImage, TooLarge, UnsupportedFormat
 
 MAX_BOXES = 20_000
 MAX_DEPTH = 8
@@ -342,6 +342,11 @@ def top_level(data: bytes) -> list[Box]:
 
 def the_meta(data: bytes, boxes: list[Box]) -> Meta:
     metas = [b for b in boxes if b.type == b"meta"]
+    if not metas and any(b.type == b"moov" for b in boxes):
+        raise UnsupportedFormat(
+            "this HEIF/AVIF file is an image sequence without a still image; onionclean"
+            " cleans still pictures"
+        )
     if len(metas) != 1:
         raise MalformedImage(f"the HEIF/AVIF file has {len(metas)} 'meta' boxes, not one")
     return parse_meta(data, metas[0])

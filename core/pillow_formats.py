@@ -38,8 +38,12 @@ class PillowFormat(ImageFormat):
             return im.size
 
     def inspect(self, data: bytes, report: Report, policy: Policy | None = None) -> None:
+        self.precheck(data)
         report.width, report.height = self.open_size(data)
         self.describe(data, report, policy or Policy())
+
+    def precheck(self, data: bytes) -> None:
+        """Refuse what the container says cannot be handled, before Pillow sees it."""
 
     def describe(self, data: bytes, report: Report, policy: Policy) -> None:
         """Findings, and the pieces cleaning with ``policy`` removes (format-specific)."""
@@ -157,6 +161,9 @@ class TIFF(PillowFormat):
         reader = TiffReader(data)
         left: list[str] = []
         ifds = 0
+        hidden = _unreferenced_tiff_bytes(reader)
+        if hidden:
+            left.append(f"{hidden} TIFF bytes that no directory points to")
         for index, entries in reader.ifd_chain():
             ifds += 1
             for tag in entries:
@@ -170,6 +177,49 @@ class TIFF(PillowFormat):
         if ifds == 0:
             raise MalformedImage("the cleaned TIFF has no image directory")
         return left
+
+
+def _unreferenced_tiff_bytes(reader: TiffReader) -> int:
+    """Bytes of a TIFF that neither the header, an IFD, a tag value nor image data
+    (strips/tiles) covers. Short runs of zeros are alignment padding (TIFF 6.0: values
+    begin on word boundaries; Pillow pads appended pages to 16 bytes) and carry
+    nothing; any other uncovered byte could carry anything."""
+    data = reader.data
+    ranges = [(0, 8)]
+    seen: set[int] = set()
+    offset = reader.first_ifd
+    while offset and offset not in seen and len(seen) < 64:
+        seen.add(offset)
+        entries, nxt = reader.read_ifd(offset)
+        (count,) = struct.unpack(reader.bo + "H", data[offset : offset + 2])
+        ranges.append((offset, offset + 2 + 12 * count + 4))
+        for entry in entries.values():
+            if len(entry.raw) > 4:
+                ranges.append((entry.value_offset, entry.value_offset + len(entry.raw)))
+        for offsets, counts in ((273, 279), (324, 325)):
+            if offsets in entries and counts in entries:
+                for start, length in zip(
+                    entries[offsets].values(), entries[counts].values(), strict=False
+                ):
+                    ranges.append((int(start), int(start) + int(length)))
+        offset = nxt
+    hidden, end = 0, 0
+    for start, stop in [*sorted(ranges), (len(data), len(data))]:
+        if start > end and not _is_padding(data[end:start]):
+            hidden += start - end
+        end = max(end, min(stop, len(data)))
+    return hidden
+
+
+_APPENDED_HEADER = re.compile(rb"\x00*(?:II\*\x00|MM\x00\*)....\x00*\Z", re.DOTALL)
+
+
+def _is_padding(gap: bytes) -> bool:
+    """Zeros (alignment), or zeros around the 8-byte header Pillow's multi-page writer
+    leaves in front of each appended page (``II*\\0`` + an offset)."""
+    if len(gap) < 16 and gap.count(0) == len(gap):
+        return True
+    return len(gap) < 40 and _APPENDED_HEADER.match(gap) is not None
 
 
 # --------------------------------------------------------------------------- BMP
@@ -296,6 +346,9 @@ def _exif_item_tiff(payload: bytes) -> bytes:
 class ISOBMFFImage(PillowFormat):
     """HEIF-family stills: ``ftyp`` then a ``meta`` box describing items, pixels in ``mdat``."""
 
+    def precheck(self, data: bytes) -> None:
+        isobmff.the_meta(data, isobmff.top_level(data))
+
     def describe(self, data: bytes, report: Report, policy: Policy) -> None:
         boxes = isobmff.top_level(data)
         for b in boxes:
@@ -385,6 +438,10 @@ class ISOBMFFImage(PillowFormat):
                 left.append("an external data reference")
         if meta.primary is None or meta.primary not in meta.items:
             raise MalformedImage("the cleaned file has no primary image")
+        mdat_bytes = sum(b.end - b.payload for b in boxes if b.type == b"mdat")
+        used = sum(i.length for i in meta.items.values() if i.construction == 0)
+        if mdat_bytes > used:
+            left.append(f"{mdat_bytes - used} bytes in 'mdat' that no item uses")
         return left
 
 
@@ -414,6 +471,7 @@ class AVIF(ISOBMFFImage):
         return o if isinstance(o, int) and 1 <= o <= 8 else 1
 
     def inspect(self, data: bytes, report: Report, policy: Policy | None = None) -> None:
+        self.precheck(data)
         w, h = self.open_size(data)
         if self._transform(data) in (5, 6, 7, 8):
             w, h = h, w

@@ -10,6 +10,7 @@ import io
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -318,6 +319,26 @@ def test_a_trickling_client_does_not_delay_the_others(capsule: CapsuleProcess) -
     assert reply.status == 40 and "longer than 6 seconds" in reply.meta, reply.header
 
 
+def test_a_client_that_never_reads_its_answer_is_cut_off(capsule: CapsuleProcess) -> None:
+    """An 18.8 MB PNG comes back 18.8 MB: far more than the socket buffers hold when
+    the client never reads. The capsule aborts the connection after its deadline
+    (6 s here) instead of holding the answer, and the upload's budget, forever."""
+    im = Image.frombytes("RGB", (2500, 2500), os.urandom(2500 * 2500 * 3))
+    buf = io.BytesIO()
+    im.save(buf, "PNG", compress_level=0)
+    png = buf.getvalue()
+    with connect(capsule.port) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(f"{url(capsule, '/clean')};mime=image/png;size={len(png)}\r\n".encode()
+                  + png)
+        assert_still_serving(capsule)  # others are served meanwhile
+        time.sleep(9)  # not reading: the capsule's 6 s deadline passes
+        raw, reset = read_until_closed(s)
+    assert raw.startswith(b"20 image/png\r\n")
+    assert reset or len(raw) < len(png), "the connection should have been aborted"
+    assert_still_serving(capsule)
+
+
 # --- limits: busy and connection caps ----------------------------------------------------
 
 
@@ -382,6 +403,7 @@ def test_nothing_a_user_sends_is_logged_or_stored(tmp_path: Path) -> None:
         assert c.stop() == 0
     log = c.log()
     assert "titan /clean 59" in log and "titan /inspect" in log, log  # it did log
+    assert "Traceback" not in log and "error" not in log.lower()
     for secret in (TOKEN, marker.decode(), secret_name, source, "GPS", "NIKON"):
         assert secret not in log, f"{secret!r} leaked into the capsule's log"
     assert sorted(p.name for p in c.state_dir.iterdir()) == [
@@ -450,8 +472,6 @@ def test_listen_on_an_installed_asyncio_reactor_next_to_asyncio_code(tmp_path: P
         capsule_port, asyncio_port = int(line[1]), int(line[2])
         reply = gemini_get(capsule_port, f"gemini://localhost:{capsule_port}/")
         assert reply.status == 20
-        import socket
-
         with socket.create_connection(("127.0.0.1", asyncio_port), timeout=10) as s:
             assert s.recv(100) == b"asyncio says hi\n"
     finally:
@@ -464,5 +484,6 @@ def test_sigint_and_sigterm_stop_the_capsule_cleanly(tmp_path: Path) -> None:
         c = CapsuleProcess(tmp_path / sig.name).start()
         assert_still_serving(c)
         assert c.stop(sig) == 0
+        assert "running on Twisted's AsyncioSelectorReactor" in c.log()
         assert "capsule stopped" in c.log()
         assert "Traceback" not in c.log()

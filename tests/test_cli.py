@@ -92,3 +92,17 @@ def test_inspect_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     proc = onionclean("inspect", tmp_path / "nope.jpg")
     assert proc.returncode == 1
     assert "nope.jpg" in proc.stderr
+
+
+def test_time_limit_per_file(tmp_path: Path) -> None:
+    """A file that takes longer than --timeout fails with a clear message; the rest goes on."""
+    heic = corpus_dir() / "exif-samples" / "heif" / "IMG_5195.HEIC"  # re-encoding takes seconds
+    small = tmp_path / "small.jpg"
+    shutil.copy(gps_photo(), small)
+    out = tmp_path / "out"
+    proc = onionclean("clean", "--timeout", "0.05", heic, "-o", out)
+    assert proc.returncode == 1
+    assert "gave up after 0.05 s" in proc.stderr
+    assert not out.exists() or not list(out.iterdir())
+    proc = onionclean("clean", "--timeout", "60", small, "-o", out)
+    assert proc.returncode == 0, proc.stderr

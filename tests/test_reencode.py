@@ -11,6 +11,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps, ImageStat
 
 import core
@@ -280,6 +282,18 @@ def test_leftovers_name_what_is_not_allowed(corpus: Path) -> None:
     assert "'Exif' item" in left and "'mime' item" in left and "'cdsc' item reference" in left
     assert "'Exif' item" in AVIF().leftovers((CORPUS / "mat2-dirty/dirty.avif").read_bytes(),
                                              Policy())
+    clean_tiff = core.clean((CORPUS / "mat2-dirty/dirty.tiff").read_bytes()).data
+    assert TIFF().leftovers(clean_tiff, Policy()) == []
+    assert TIFF().leftovers(clean_tiff + b"hidden note", Policy()) == [
+        "11 TIFF bytes that no directory points to"]
+    clean_heic = core.clean(heic).data
+    boxes = isobmff.top_level(clean_heic)
+    assert HEIF().leftovers(clean_heic, Policy()) == []
+    assert HEIF().leftovers(clean_heic + struct.pack(">L4s", 14, b"mdat") + b"SECRET",
+                            Policy()) == ["6 bytes in 'mdat' that no item uses"]
+    uuid_box = struct.pack(">L4s", 30, b"uuid") + b"\x11" * 16 + b"SECRET"
+    assert HEIF().leftovers(clean_heic + uuid_box, Policy()) == ["'uuid' box"]
+    assert boxes[0].type == b"ftyp"
     cleaned_bmp = core.clean((CORPUS / "mat2-dirty/dirty.bmp").read_bytes()).data
     assert BMP().leftovers(cleaned_bmp, Policy()) == []
     assert BMP().leftovers(cleaned_bmp + b"secret", Policy()) == ["6 bytes after the BMP pixels"]
@@ -439,3 +453,47 @@ def test_pixel_limit_is_the_policys_not_pillows() -> None:
     with pytest.raises(CleanError) as err:
         core.clean(data, Policy(max_pixels=1_000_000_000))
     assert not isinstance(err.value, TooLarge)  # it got past the limit and failed decoding
+
+
+def test_heif_allow_list_refuses_thumbnails_depth_maps_and_links() -> None:
+    """Patch a clean RGBA HEIC (alpha = an 'auxl' image) into the shapes phones write."""
+    buf = io.BytesIO()
+    Image.new("RGBA", (32, 24), (10, 20, 30, 128)).save(buf, "TIFF")
+    clean = core.clean(buf.getvalue(), Policy()).data  # TIFF in...
+    heic = pixels.rebuild(buf.getvalue(), Policy(), Report(), prefer="heif").data  # HEIC out
+    assert core.clean(heic).format == "heif" and TIFF().leftovers(clean, Policy()) == []
+    assert HEIF().leftovers(heic, Policy()) == []
+    assert b"auxl" in heic and b"urn:mpeg:hevc:2015:auxid:1" in heic
+    thumb = heic.replace(b"auxl", b"thmb", 1)
+    assert HEIF().leftovers(thumb, Policy()) == ["'thmb' item reference"]
+    assert core.inspect(thumb).by_category(core.Category.THUMBNAIL)
+    depth = heic.replace(b"urn:mpeg:hevc:2015:auxid:1", b"urn:mpeg:hevc:2015:auxid:2", 1)
+    assert HEIF().leftovers(depth, Policy()) == ["auxiliary image (urn:mpeg:hevc:2015:auxid:2)"]
+    report = core.inspect(depth)
+    assert any("depth map" in f.value for f in report.by_category(core.Category.EXTRA_IMAGE))
+
+
+def test_heif_sequence_without_still_image_is_refused_clearly() -> None:
+    ftyp = struct.pack(">L4s4sL4s4s", 24, b"ftyp", b"msf1", 0, b"msf1", b"hevc")
+    moov = struct.pack(">L4s", 16, b"moov") + struct.pack(">L4s", 8, b"mvhd")
+    with pytest.raises(core.UnsupportedFormat, match="sequence"):
+        core.clean(ftyp + moov)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzzed_tiff_and_bmp_clean_or_refuse(data: st.DataObject) -> None:
+    name = data.draw(st.sampled_from(["mat2-dirty/dirty.bmp", "exif-samples/tiff/Arbitro.tiff",
+                                      "exif-samples/tiff/DudleyLeavittUtah.tiff"]))
+    original = (CORPUS / name).read_bytes()
+    blob = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 6))):
+        pos = data.draw(st.integers(0, min(len(blob), 600) - 1))
+        blob[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(8, len(blob)))
+    try:
+        out = core.clean(bytes(blob[:cut]))
+    except CleanError:
+        return
+    for secret in (b"Russell Leavitt", b"Mac OS X", b"http://ns.adobe.com"):
+        assert secret not in out.data
