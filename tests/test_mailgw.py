@@ -271,6 +271,18 @@ def _broken_mime() -> bytes:
             b"--never-closed\r\nContent-Type: message/rfc822\r\n\r\nnot a message\r\n")
 
 
+def _binary_garbage() -> bytes:
+    import random
+
+    rnd = random.Random(1234)
+    junk = bytes(rnd.randrange(256) for _ in range(300_000))
+    return b"Subject: junk\r\nContent-Type: multipart/mixed; boundary=\x00\r\n\r\n" + junk
+
+
+def _bare_newlines() -> bytes:
+    return to_bytes(mail()).replace(b"\r\n", b"\n")
+
+
 def _long_line() -> bytes:
     return b"From: a@example.org\r\nSubject: long\r\n\r\n" + b"x" * 5000 + b"\r\n"
 
@@ -281,7 +293,10 @@ def _long_line() -> bytes:
     (_deep_nesting, ("554 5.6.0",)),
     (_broken_mime, ("250 2.0.0",)),
     (_long_line, ("250 2.0.0",)),
-], ids=["10000-parts", "header-flood", "deep-nesting", "broken-mime", "long-line"])
+    (_binary_garbage, ("250 2.0.0", "554 5.6.0")),
+    (_bare_newlines, ("250 2.0.0",)),
+], ids=["10000-parts", "header-flood", "deep-nesting", "broken-mime", "long-line",
+        "binary-garbage", "bare-newlines"])
 def test_hostile_mail_gets_clean_answer_and_server_keeps_serving(
         gateway: GatewayProcess, sink: SinkRelay, tmp_path: Path, make, allowed) -> None:
     result = swaks(gateway.port, data=make(), tmp=tmp_path)
