@@ -279,6 +279,9 @@ class Postfix:
                  transports: dict[str, int] | None = None) -> None:
         """``transports``: domain -> loopback port Postfix forwards that domain's mail to
         (Postfix then plays the sender's MTA for it)."""
+        if os.geteuid() != 0:
+            raise RuntimeError("a throwaway Postfix (postfix -c DIR start) needs root: run the"
+                               " tests as root, as CI does")
         self.base = base
         self.port = free_port()
         transport_maps = ", ".join(f"{d}=smtp:[127.0.0.1]:{p}"
