@@ -318,7 +318,8 @@ def _mailgw_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         host=args.host, port=args.port, domains=tuple(args.domain or ["localhost"]),
         local_part=args.local_part, hostname=args.hostname,
         relay_host=relay_host, relay_port=relay_port, relay_starttls=starttls,
-        relay_verify_tls=not args.relay_no_verify, relay_username=args.relay_user,
+        relay_verify_tls=not args.relay_no_verify, relay_ca_file=args.relay_ca,
+        relay_username=args.relay_user,
         relay_password=os.environ.get("ONIONCLEAN_RELAY_PASSWORD") if args.relay_user else None,
         socks_host=socks_host, socks_port=socks_port,
         max_message_bytes=int(args.max_message_mb * 1_000_000),
@@ -359,6 +360,7 @@ def _add_mailgw_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--relay-starttls", choices=["auto", "require", "off"], default="auto")
     p.add_argument("--relay-no-verify", action="store_true",
                    help="do not verify the relay's TLS certificate")
+    p.add_argument("--relay-ca", metavar="PEM", help="CA bundle for the relay's certificate")
     p.add_argument("--relay-user", help="relay login (password from $ONIONCLEAN_RELAY_PASSWORD)")
     p.add_argument("--socks", metavar="HOST:PORT",
                    help="Tor SOCKS5 port: replies to .onion senders go directly through it")

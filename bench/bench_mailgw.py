@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
          "--workers", str(args.workers), "--max-inflight", str(args.max_inflight),
          "--max-connections", str(max(64, args.senders * 2)),
          "--per-sender-per-hour", "1000000", "--global-per-minute", "1000000",
-         "--log-level", "warning"],
+         "--log-level", os.environ.get("BENCH_GW_LOG", "warning")],
         cwd=ROOT)
     try:
         import socket

@@ -53,6 +53,8 @@ class GatewayConfig:
     #: True: STARTTLS required; False: never; None: used when the relay offers it
     relay_starttls: bool | None = None
     relay_verify_tls: bool = True
+    #: a CA bundle (PEM) for the relay's certificate, instead of the system's
+    relay_ca_file: str | None = None
     relay_username: str | None = None
     relay_password: str | None = field(default=None, repr=False)
     #: Tor's SOCKS5 port; replies to ``.onion`` senders go through it to ``<domain>:25``

@@ -55,6 +55,17 @@ class Delivery:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
+        self._tls: ssl.SSLContext | None = None
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Made once: loading the CA store costs ~25 ms, too much to pay per reply."""
+        if self._tls is None:
+            ctx = ssl.create_default_context(cafile=self.config.relay_ca_file)
+            if not self.config.relay_verify_tls:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self._tls = ctx
+        return self._tls
 
     def route(self, recipient: str) -> str:
         """``"socks"``, ``"relay"`` or ``"none"`` (nothing can take it)."""
@@ -94,6 +105,10 @@ class Delivery:
             raise DeliveryError(
                 ROUTING, f"The next mail server refused the reply (code {e.code});"
                 " please try again later.") from e
+        except ssl.SSLError as e:
+            raise DeliveryError(
+                BAD_CONNECTION, "TLS with the next mail server failed; please try again later."
+            ) from e
         except (aiosmtplib.SMTPConnectError, ProxyError, ConnectionError, OSError) as e:
             raise DeliveryError(
                 NO_ANSWER, "The next mail server is not answering; please try again later."
@@ -107,10 +122,6 @@ class Delivery:
     async def _via_relay(self, message: bytes, recipient: str) -> None:
         c = self.config
         assert c.relay_host is not None
-        tls_context = ssl.create_default_context()
-        if not c.relay_verify_tls:
-            tls_context.check_hostname = False
-            tls_context.verify_mode = ssl.CERT_NONE
         await _send_null_sender(
             message,
             recipient,
@@ -118,7 +129,7 @@ class Delivery:
             port=c.relay_port,
             local_hostname=c.hostname,  # never the machine's own name
             start_tls=c.relay_starttls,
-            tls_context=tls_context,
+            tls_context=self.tls_context(),
             username=c.relay_username,
             password=c.relay_password,
             timeout=c.delivery_timeout,

@@ -152,7 +152,9 @@ class Gateway:
             hostname=c.hostname,
             ident=IDENT,
             timeout=c.idle_timeout,
-            enable_SMTPUTF8=True,
+            # No SMTPUTF8 (RFC 6531): the reply to a non-ASCII address would need it all the
+            # way through the relay; such senders are refused at MAIL, before any data.
+            enable_SMTPUTF8=False,
             command_call_limit=COMMAND_LIMITS,
             loop=asyncio.get_running_loop(),
         )

@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -55,9 +56,10 @@ class GatewayProcess:
     """``onionclean mailgw`` in a child process; log = its stderr (DEBUG level)."""
 
     def __init__(self, workdir: Path, *args: str, relay_port: int | None = None,
-                 domain: str = "test.onion") -> None:
+                 domain: str = "test.onion", port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.domain = domain
         self.address = f"clean@{domain}"
         for sub in ("cwd", "home", "tmp"):
@@ -68,15 +70,25 @@ class GatewayProcess:
         if relay_port is not None:
             cmd += ["--relay", f"127.0.0.1:{relay_port}"]
         env = dict(os.environ, HOME=str(workdir / "home"), TMPDIR=str(workdir / "tmp"),
-                   PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+                   PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1", **(env or {}))
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, cwd=workdir / "cwd", env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         try:
             wait_port(self.port)
-        except TimeoutError:
+            self._say_goodbye()
+        except (TimeoutError, OSError):
             self.stop()
             raise RuntimeError("the gateway did not start:\n" + self.log()) from None
+
+    def _say_goodbye(self) -> None:
+        """One polite session (220, QUIT, 221, close), so that no half-closed probe
+        connection still counts against a small connection limit when tests begin."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c:
+            c.sendall(b"QUIT\r\n")
+            while c.recv(512):
+                pass
+        time.sleep(0.05)
 
     def log(self) -> str:
         self._log.flush()
@@ -200,6 +212,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    tls: bool = False
 
 
 class _SinkHandler:
@@ -210,24 +223,42 @@ class _SinkHandler:
         if self.sink.refuse:
             return self.sink.refuse
         self.sink.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                     tls=session.ssl is not None))
         return "250 2.0.0 OK: queued"
 
 
 class SinkRelay:
     """A second aiosmtpd (threaded Controller: it lives in the test process) as smarthost."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, tls_context: ssl.SSLContext | None = None,
+                 login: tuple[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.received: list[Received] = []
         self.refuse: str | None = None
         self.controller: Controller | None = None
+        self.tls_context = tls_context
+        self.login = login  # (user, password) the relay requires (AUTH after STARTTLS)
+        self.logins: list[str] = []
 
     def start(self) -> SinkRelay:
+        auth: dict[str, object] = {}
+        if self.login is not None:
+            auth = {"auth_required": True, "authenticator": self._authenticate}
         self.controller = Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port,
-                                     data_size_limit=100_000_000)
+                                     data_size_limit=100_000_000, tls_context=self.tls_context,
+                                     require_starttls=self.tls_context is not None, **auth)
         self.controller.start()
         return self
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = (isinstance(auth_data, LoginPassword) and self.login is not None
+              and (auth_data.login.decode(), auth_data.password.decode()) == self.login)
+        if ok:
+            self.logins.append(mechanism)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
     def stop(self) -> None:
         if self.controller is not None:
@@ -244,9 +275,17 @@ class SinkRelay:
 class Postfix:
     """Debian's Postfix on 127.0.0.1:PORT, throwaway config/queue, Maildir for example.org."""
 
-    def __init__(self, base: Path, domain: str = "example.org") -> None:
+    def __init__(self, base: Path, domain: str = "example.org",
+                 transports: dict[str, int] | None = None) -> None:
+        """``transports``: domain -> loopback port Postfix forwards that domain's mail to
+        (Postfix then plays the sender's MTA for it)."""
+        if os.geteuid() != 0:
+            raise RuntimeError("a throwaway Postfix (postfix -c DIR start) needs root: run the"
+                               " tests as root, as CI does")
         self.base = base
         self.port = free_port()
+        transport_maps = ", ".join(f"{d}=smtp:[127.0.0.1]:{p}"
+                                   for d, p in (transports or {}).items())
         self.conf = base / "conf"
         self.maildir = base / "mail" / "inbox"
         for d in ("conf", "queue", "data", "mail"):
@@ -282,6 +321,12 @@ maillog_file = {base}/maillog
 maillog_file_prefixes = {base}
 smtpd_banner = $myhostname ESMTP
 biff = no
+transport_maps = {"inline:{ " + transport_maps + " }" if transport_maps else ""}
+relay_domains = {", ".join(transports or {})}
+# retry deferred mail within seconds (defaults: 300 s and more), as a test can wait
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
 """)
         (self.conf / "master.cf").write_text(f"""\
 127.0.0.1:{self.port} inet n - n - - smtpd
@@ -336,6 +381,10 @@ postlog   unix-dgram n - n - 1 postlogd
             if _pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
+    def log(self) -> str:
+        path = self.base / "maillog"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def messages(self) -> list[bytes]:
         new = self.maildir / "new"
         return [p.read_bytes() for p in sorted(new.iterdir())] if new.is_dir() else []
@@ -371,3 +420,35 @@ def _pid_alive(pid: int) -> bool:
 
 def have(program: str) -> bool:
     return shutil.which(program) is not None
+
+
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 and the PEM file a client trusts it by."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_pem = directory / "relay-cert.pem"
+    key_pem = directory / "relay-key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert_pem, key_pem)
+    return ctx, cert_pem

@@ -8,9 +8,11 @@ is in test_mailgw_postfix.py); ExifTool checks what comes back.
 from __future__ import annotations
 
 import io
+import re
 import smtplib
 import socket
 import threading
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from tests.mailgw_support import (
     mail,
     parse,
     reply_attachments,
+    self_signed_tls,
     swaks,
     to_bytes,
     with_inline_image,
@@ -268,6 +271,18 @@ def _broken_mime() -> bytes:
             b"--never-closed\r\nContent-Type: message/rfc822\r\n\r\nnot a message\r\n")
 
 
+def _binary_garbage() -> bytes:
+    import random
+
+    rnd = random.Random(1234)
+    junk = bytes(rnd.randrange(256) for _ in range(300_000))
+    return b"Subject: junk\r\nContent-Type: multipart/mixed; boundary=\x00\r\n\r\n" + junk
+
+
+def _bare_newlines() -> bytes:
+    return to_bytes(mail()).replace(b"\r\n", b"\n")
+
+
 def _long_line() -> bytes:
     return b"From: a@example.org\r\nSubject: long\r\n\r\n" + b"x" * 5000 + b"\r\n"
 
@@ -278,7 +293,10 @@ def _long_line() -> bytes:
     (_deep_nesting, ("554 5.6.0",)),
     (_broken_mime, ("250 2.0.0",)),
     (_long_line, ("250 2.0.0",)),
-], ids=["10000-parts", "header-flood", "deep-nesting", "broken-mime", "long-line"])
+    (_binary_garbage, ("250 2.0.0", "554 5.6.0")),
+    (_bare_newlines, ("250 2.0.0",)),
+], ids=["10000-parts", "header-flood", "deep-nesting", "broken-mime", "long-line",
+        "binary-garbage", "bare-newlines"])
 def test_hostile_mail_gets_clean_answer_and_server_keeps_serving(
         gateway: GatewayProcess, sink: SinkRelay, tmp_path: Path, make, allowed) -> None:
     result = swaks(gateway.port, data=make(), tmp=tmp_path)
@@ -429,7 +447,8 @@ def test_relay_not_configured_answers_451(tmp_path: Path) -> None:
 def tight(tmp_path_factory: pytest.TempPathFactory, relay: SinkRelay) -> GatewayProcess:
     gw = GatewayProcess(tmp_path_factory.mktemp("tight"), "--domain", "second.onion",
                         "--per-sender-per-hour", "2", "--max-recipients", "1",
-                        "--max-connections", "2", relay_port=relay.port)
+                        "--max-connections", "2", "--idle-timeout", "1.5",
+                        relay_port=relay.port)
     yield gw
     gw.stop()
 
@@ -454,16 +473,147 @@ def test_recipient_limit(tight: GatewayProcess) -> None:
         assert code == 452 and text.startswith(b"4.5.3")
 
 
+def _greeted(port: int) -> socket.socket:
+    """A connection that got its 220 (earlier clients may take a moment to be let go)."""
+    for _ in range(100):
+        c = socket.create_connection(("127.0.0.1", port))
+        if c.recv(512).startswith(b"220"):
+            return c
+        c.close()
+        time.sleep(0.05)
+    raise AssertionError("never greeted")
+
+
 def test_connection_limit(tight: GatewayProcess) -> None:
-    held = [socket.create_connection(("127.0.0.1", tight.port)) for _ in range(2)]
+    held = [_greeted(tight.port) for _ in range(2)]
     try:
-        for c in held:
-            assert c.recv(512).startswith(b"220")
         with socket.create_connection(("127.0.0.1", tight.port)) as third:
             assert third.recv(512).startswith(b"421 4.7.0")
     finally:
         for c in held:
             c.close()
     # once they are gone the next client is served
-    with smtplib.SMTP("127.0.0.1", tight.port, local_hostname="client.example") as s:
-        assert s.noop()[0] == 250
+    _greeted(tight.port).close()
+
+
+def test_idle_client_is_dropped(tight: GatewayProcess) -> None:
+    with socket.create_connection(("127.0.0.1", tight.port), timeout=10) as c:
+        assert c.recv(512).startswith(b"220")
+        c.sendall(b"EHLO client.example\r\n")
+        answer = b""
+        while b"250 " not in answer:  # the multi-line EHLO answer, to its last line
+            answer += c.recv(512)
+        # then silence: the gateway hangs up after its idle timeout (1.5 s here)
+        assert c.recv(512) == b""
+
+
+def test_slow_data_is_cut_off(tight: GatewayProcess, sink: SinkRelay) -> None:
+    """The idle timer is not reset while DATA trickles in: a slow sender is cut off."""
+    with socket.create_connection(("127.0.0.1", tight.port), timeout=10) as c:
+        c.recv(512)
+        for cmd in (b"EHLO client.example", b"MAIL FROM:<slow@example.org>",
+                    b"RCPT TO:<clean@test.onion>", b"DATA"):
+            c.sendall(cmd + b"\r\n")
+            answer = b""
+            while not re.search(rb"(^|\n)\d{3} [^\n]*\r\n$", answer):
+                answer += c.recv(4096)
+        closed = False
+        for _ in range(40):
+            try:
+                c.sendall(b"Subject: x\r\n")
+            except OSError:
+                closed = True
+                break
+            c.settimeout(0.1)
+            try:
+                if c.recv(512) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                pass
+        assert closed
+    assert sink.received == []
+
+
+def test_relay_starttls_required_and_verified(tmp_path: Path) -> None:
+    ctx, ca = self_signed_tls(tmp_path)
+    tls_relay = SinkRelay(tls_context=ctx).start()
+    gw = GatewayProcess(tmp_path / "gw", "--relay-starttls", "require", "--relay-ca", str(ca),
+                        relay_port=tls_relay.port)
+    try:
+        result = swaks(gw.port, data=to_bytes(mail()), tmp=tmp_path)
+        assert result.data_reply.startswith("250 2.0.0"), result.replies
+        assert len(tls_relay.received) == 1 and tls_relay.received[0].tls
+    finally:
+        gw.stop()
+        tls_relay.stop()
+
+
+def test_relay_starttls_required_but_not_offered_gives_451(tmp_path: Path,
+                                                           sink: SinkRelay) -> None:
+    gw = GatewayProcess(tmp_path / "gw", "--relay-starttls", "require", relay_port=sink.port)
+    try:
+        result = swaks(gw.port, data=to_bytes(mail()), tmp=tmp_path)
+        assert result.data_reply.startswith("451 4.4."), result.replies
+        assert sink.received == []
+    finally:
+        gw.stop()
+
+
+def test_relay_certificate_not_trusted_gives_451(tmp_path: Path) -> None:
+    ctx, _ca = self_signed_tls(tmp_path)
+    tls_relay = SinkRelay(tls_context=ctx).start()
+    gw = GatewayProcess(tmp_path / "gw", "--relay-starttls", "require",
+                        relay_port=tls_relay.port)
+    try:
+        result = swaks(gw.port, data=to_bytes(mail()), tmp=tmp_path)
+        assert result.data_reply.startswith("451 4.4.2 TLS"), result.replies
+        assert tls_relay.received == []
+    finally:
+        gw.stop()
+        tls_relay.stop()
+
+
+def test_relay_auth_after_starttls(tmp_path: Path) -> None:
+    ctx, ca = self_signed_tls(tmp_path)
+    relay = SinkRelay(tls_context=ctx, login=("gateway", "s3cret-pass")).start()
+    gw = GatewayProcess(tmp_path / "gw", "--relay-starttls", "require", "--relay-ca", str(ca),
+                        "--relay-user", "gateway", relay_port=relay.port,
+                        env={"ONIONCLEAN_RELAY_PASSWORD": "s3cret-pass"})
+    wrong = GatewayProcess(tmp_path / "gw2", "--relay-starttls", "require", "--relay-ca",
+                           str(ca), "--relay-user", "gateway", relay_port=relay.port,
+                           env={"ONIONCLEAN_RELAY_PASSWORD": "wrong"})
+    try:
+        result = swaks(gw.port, data=to_bytes(mail()), tmp=tmp_path)
+        assert result.data_reply.startswith("250 2.0.0"), result.replies
+        assert relay.logins and len(relay.received) == 1
+        refused = swaks(wrong.port, data=to_bytes(mail()), tmp=tmp_path)
+        assert refused.data_reply.startswith("451 4.4.0"), refused.replies
+        assert len(relay.received) == 1
+        assert "s3cret" not in gw.log()
+    finally:
+        gw.stop()
+        wrong.stop()
+        relay.stop()
+
+
+def test_global_rate_limit(tmp_path: Path, sink: SinkRelay) -> None:
+    gw = GatewayProcess(tmp_path / "gw", "--global-per-minute", "2", relay_port=sink.port)
+    try:
+        answers = [swaks(gw.port, sender=f"s{i}@example.org", data=to_bytes(mail()),
+                         tmp=tmp_path) for i in range(3)]
+        assert [a.data_reply[:3] for a in answers[:2]] == ["250", "250"]
+        assert any(r.startswith("450 4.7.1 The gateway is busy") for r in answers[2].replies)
+    finally:
+        gw.stop()
+
+
+def test_non_ascii_sender_refused_at_mail(gateway: GatewayProcess, sink: SinkRelay) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as c:
+        c.recv(512)
+        c.sendall("EHLO client.example\r\nMAIL FROM:<jörg@example.org>\r\n".encode())
+        answer = b""
+        while not re.search(rb"\r\n5\d\d [^\n]*\r\n$", answer):
+            answer += c.recv(4096)
+        assert b"SMTPUTF8" not in answer
+    assert sink.received == []

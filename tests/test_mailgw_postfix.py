@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ from tests.conftest import corpus_dir
 from tests.mailgw_support import (
     GatewayProcess,
     Postfix,
+    SinkRelay,
     attach,
+    free_port,
     mail,
     parse,
     reply_attachments,
@@ -29,6 +32,8 @@ from tests.mailgw_support import (
 )
 from tests.oracle import exiftool_tags, leaks
 
+RETRY_GATEWAY_PORT = free_port()
+
 
 @pytest.fixture(scope="module")
 def postfix(tmp_path_factory: pytest.TempPathFactory) -> Postfix:
@@ -36,7 +41,8 @@ def postfix(tmp_path_factory: pytest.TempPathFactory) -> Postfix:
     # data and mail dirs, so the instance lives in a 0755 dir of its own under /tmp.
     base = Path(tempfile.mkdtemp(prefix="onionclean-postfix-"))
     base.chmod(0o755)
-    pf = Postfix(base)
+    # Postfix is also the sender's MTA for mail to the second gateway's domain.
+    pf = Postfix(base, transports={"retry.onion": RETRY_GATEWAY_PORT})
     try:
         yield pf.start()
     finally:
@@ -106,3 +112,33 @@ def test_postfix_down_451_then_retry_delivers(gateway: GatewayProcess, postfix: 
     msgs = postfix.wait_for(before + 1)
     assert len(msgs) == before + 1
     assert parse(msgs[-1])["Subject"] == "Cleaned: retry me"
+
+
+def test_postfix_as_senders_mta_retries_after_451(postfix: Postfix, tmp_path: Path) -> None:
+    """A real MTA keeps the message on 451 and delivers it when retried: nothing lost."""
+    relay = SinkRelay()  # the gateway's relay, down at first
+    gw = GatewayProcess(tmp_path / "gw", domain="retry.onion", port=RETRY_GATEWAY_PORT,
+                        relay_port=relay.port)
+    try:
+        msg = mail(subject="via my provider", to="clean@retry.onion")
+        attach(msg, (corpus_dir() / "exif-samples/gps/DSCN0027.jpg").read_bytes(),
+               "DSCN0027.jpg", "image/jpeg")
+        sent = swaks(postfix.port, to="clean@retry.onion", data=to_bytes(msg), tmp=tmp_path)
+        assert sent.data_reply.startswith("250"), sent.replies  # Postfix queued it
+        deadline = time.monotonic() + 30
+        while "451 4.4.1" not in postfix.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "status=deferred" in postfix.log() and "451 4.4.1" in postfix.log()
+        assert relay.received == []
+        relay.start()  # Postfix retries on its own (backoff set to seconds for the test)
+        received = relay.wait_for(1, timeout=60)
+        assert len(received) == 1, postfix.log()[-2000:]
+        reply = parse(received[0].data)
+        assert reply["Subject"] == "Cleaned: via my provider"
+        assert "DSCN0027.jpg" in reply_attachments(reply)
+        # Postfix's Received line (client name and address) did not travel into the reply
+        assert b"client.example" not in received[0].data
+        assert b"127.0.0.1" not in received[0].data
+    finally:
+        gw.stop()
+        relay.stop()
