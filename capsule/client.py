@@ -70,7 +70,7 @@ def _connect(host: str, port: int, socks: tuple[str, int] | None, timeout: float
         return socket.create_connection((host, port), timeout=timeout)
     from python_socks.sync import Proxy
 
-    proxy = Proxy.from_url(f"socks5h://{socks[0]}:{socks[1]}", rdns=True)
+    proxy = Proxy.from_url(f"socks5://{socks[0]}:{socks[1]}", rdns=True)
     sock = proxy.connect(dest_host=host, dest_port=port, timeout=timeout)
     sock.settimeout(timeout)
     return sock
