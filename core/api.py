@@ -23,6 +23,10 @@ from core.tiff_ifd import is_orientation_only
 
 log = logging.getLogger("onionclean.core")
 
+# Pillow logs tag *values* (an Artist's name, a place) at DEBUG while it reads TIFF and
+# EXIF data: a debug log level must never turn a user's metadata into log lines.
+logging.getLogger("PIL").setLevel(logging.INFO)
+
 #: Keys Pillow may put in ``Image.info`` for a clean file: structure, not metadata.
 PILLOW_STRUCTURAL_INFO = frozenset(
     {
@@ -39,6 +43,8 @@ PILLOW_STRUCTURAL_INFO = frozenset(
         # TIFF / BMP / HEIF
         "compression", "resolution", "planar_configuration", "bit_depth", "primaries",
         "transfer_characteristics", "matrix_coefficients", "full_range",
+        # pillow-heif: the coding of the primary image (nclx = coded colour description)
+        "primary", "chroma", "nclx_profile", "icc_profile_type",
     }
 )
 
@@ -96,7 +102,7 @@ def clean(data: bytes, policy: Policy = Policy()) -> Cleaned:  # noqa: B008 - fr
     """
     data = _check_input(data, policy)
     handler = formats.sniff(data)
-    report = Report(format=handler.name, media_type=handler.media_type)
+    report = Report(format=handler.name, media_type=handler.media_type, cleaned=True)
     out = _guarded(handler.label, handler.clean, data, policy, report)
     out_handler = formats.by_name(out.format)
     _guarded(f"cleaned {out_handler.label}", verify, out, out_handler, policy, report)
@@ -146,6 +152,9 @@ def verify(out: formats.CleanOutput, handler: formats.ImageFormat, policy: Polic
         for key, value in im.info.items():
             if key in PILLOW_STRUCTURAL_INFO:
                 continue
+            if value is None or (isinstance(value, bytes | str | list | dict | tuple)
+                                 and not value):
+                continue  # pillow-heif lists every kind of metadata, empty when absent
             if key == "exif" and is_orientation_only(_tiff_of(value)):
                 continue
             if key == "icc_profile" and (policy.keep_icc or not value):

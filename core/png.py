@@ -1,1 +1,375 @@
-"""STUB: format plugin, to be written."""
+"""PNG and APNG, cleaned losslessly at chunk level (ISO/IEC 15948, W3C PNG 3rd edition).
+
+PNG spec 5.2: a file is the 8-byte signature ``89 50 4E 47 0D 0A 1A 0A`` then
+chunks. Spec 5.3: a chunk is Length (4 bytes, big-endian, at most 2^31-1),
+Chunk Type (4 ASCII letters), Chunk Data, and a CRC-32 computed over the type
+and the data. The image data (IDAT, and APNG's fdAT) are copied untouched, so
+the output decodes to exactly the input's pixels.
+
+Allow-list: IHDR, PLTE, IDAT, IEND, tRNS, gAMA, cHRM, sRGB, sBIT, and the APNG
+chunks acTL, fcTL, fdAT; iCCP only when the policy keeps colour profiles. Every
+other chunk goes (tEXt, zTXt, iTXt with XMP, eXIf, tIME, pHYs, private and
+unknown chunks), and so does every byte after IEND. The one EXIF block ever
+written is a fresh eXIf chunk holding only the Orientation (the 3rd edition
+orders eXIf before IDAT; it is placed right after IHDR).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from core import exif, icc, iptc, pixels, xmp
+from core.chunk_tools import (
+    MAX_SHOWN_TEXT,
+    InflateBudget,
+    describe_safely,
+    describe_trailing,
+    note_orientation,
+    orientation_to_write,
+    readable,
+)
+from core.errors import MalformedImage, TooLarge
+from core.formats import CleanOutput, ImageFormat, check_pixels, register
+from core.policy import Orientation, Policy
+from core.report import Category, Report, human_size
+from core.tiff_ifd import build_orientation_exif, is_orientation_only, read_orientation
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: PNG spec 5.3: "a 4-byte unsigned integer ... restricted to 2^31-1 bytes".
+MAX_CHUNK_LENGTH = 2**31 - 1
+
+#: Chunks the output may carry (critical chunks, colour/transparency, APNG).
+KEEP = frozenset(
+    {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT",
+     b"acTL", b"fcTL", b"fdAT"}
+)
+#: Allowed data sizes of the kept chunks (spec 11.2, 11.3; APNG 1.0): nothing can hide in them.
+KEPT_SIZES: dict[bytes, range] = {
+    b"IHDR": range(13, 14),
+    b"IEND": range(0, 1),
+    b"PLTE": range(3, 769),
+    b"tRNS": range(0, 257),
+    b"gAMA": range(4, 5),
+    b"cHRM": range(32, 33),
+    b"sRGB": range(1, 2),
+    b"sBIT": range(1, 5),
+    b"acTL": range(8, 9),
+    b"fcTL": range(26, 27),
+}
+#: PNG spec 11.2.2 (IHDR), Table 11.1: the allowed bit depths of each colour type.
+BIT_DEPTHS: dict[int, tuple[int, ...]] = {
+    0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16),
+}
+#: Standard ancillary chunks that say nothing about the person (removed without a finding).
+HARMLESS = frozenset(
+    {b"bKGD", b"hIST", b"sPLT", b"oFFs", b"pCAL", b"sCAL", b"sTER", b"cICP", b"mDCV",
+     b"cLLI", b"gIFg", b"gIFx", b"fRAc", b"dSIG"}
+)
+
+#: PNG spec 11.3.4.2: the predefined text keywords, in plain words.
+TEXT_KEYWORDS: dict[str, tuple[Category, str]] = {
+    "title": (Category.DESCRIPTION, "Title"),
+    "author": (Category.PEOPLE, "Author"),
+    "description": (Category.DESCRIPTION, "Description"),
+    "copyright": (Category.PEOPLE, "Copyright"),
+    "creation time": (Category.TIME, "Creation time"),
+    "software": (Category.SOFTWARE, "Software"),
+    "disclaimer": (Category.DESCRIPTION, "Disclaimer"),
+    "warning": (Category.DESCRIPTION, "Warning"),
+    "source": (Category.DEVICE, "Device that made it"),
+    "comment": (Category.COMMENT, "Comment"),
+}
+XMP_KEYWORD = "XML:com.adobe.xmp"
+#: ImageMagick's hex "Raw profile type ..." texts larger than this are not decoded.
+MAX_RAW_PROFILE = 8_000_000
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk, by offsets into the file (no copy of its data)."""
+
+    type: bytes
+    start: int  # offset of the Length field
+    length: int
+
+    @property
+    def data_start(self) -> int:
+        return self.start + 8
+
+    @property
+    def end(self) -> int:
+        """Offset just past the CRC."""
+        return self.start + 12 + self.length
+
+    @property
+    def name(self) -> str:
+        return self.type.decode("ascii")
+
+
+@dataclass
+class Walk:
+    """A checked chunk list: the chunks up to IEND and where IEND ends."""
+
+    chunks: list[Chunk]
+    end: int  # offset just past IEND's CRC
+    width: int
+    height: int
+
+
+def walk(data: bytes, policy: Policy) -> Walk:
+    """Check the signature, every chunk's length, name and CRC, and the pixel limit.
+
+    Raises MalformedImage (damaged file) or TooLarge (chunk count, pixels).
+    """
+    if not data.startswith(SIGNATURE):
+        raise MalformedImage("this is not a PNG file (its signature is wrong)")
+    view = memoryview(data)
+    size = len(data)
+    pos = len(SIGNATURE)
+    chunks: list[Chunk] = []
+    width = height = 0
+    unpack = struct.unpack_from
+    while True:
+        if pos == size:
+            raise MalformedImage("the PNG ends before its IEND chunk (the file is cut short)")
+        if pos + 12 > size:
+            raise MalformedImage("the PNG ends in the middle of a chunk")
+        length, ctype = unpack(">I4s", data, pos)
+        if length > MAX_CHUNK_LENGTH:
+            raise MalformedImage("the PNG has a chunk longer than the PNG spec allows")
+        if not ctype.isalpha():
+            raise MalformedImage("the PNG has a chunk with an invalid name (the file is damaged)")
+        end = pos + 12 + length
+        if end > size:
+            raise MalformedImage(
+                f"the PNG ends in the middle of a chunk ({ctype.decode()} is cut short)"
+            )
+        (crc,) = unpack(">I", data, end - 4)
+        if zlib.crc32(view[pos + 4 : end - 4]) != crc:
+            raise MalformedImage(
+                f"the PNG's {ctype.decode()} chunk has a bad checksum (CRC): the file is damaged"
+            )
+        if len(chunks) >= policy.max_segments:
+            raise TooLarge(f"the PNG has more than {policy.max_segments} chunks")
+        chunk = Chunk(ctype, pos, length)
+        if not chunks:
+            if ctype == b"CgBI":
+                raise MalformedImage("this is an Apple-optimised PNG (CgBI) that only Apple"
+                                     " software can read; export it as a normal PNG first")
+            if ctype != b"IHDR" or length != 13:
+                raise MalformedImage("the PNG does not start with its IHDR header chunk")
+            width, height, depth, colour, compression, filtering, interlace = unpack(
+                ">IIBBBBB", data, pos + 8)
+            check_pixels(width, height, policy, "PNG")
+            if depth not in BIT_DEPTHS.get(colour, ()) or compression or filtering or (
+                    interlace > 1):
+                raise MalformedImage("the PNG's header (IHDR) describes an impossible image")
+        elif ctype == b"IHDR":
+            raise MalformedImage("the PNG has a second IHDR header chunk")
+        allowed = KEPT_SIZES.get(ctype)
+        if allowed is not None and length not in allowed:
+            raise MalformedImage(f"the PNG's {ctype.decode()} chunk has an impossible size")
+        chunks.append(chunk)
+        pos = end
+        if ctype == b"IEND":
+            break
+    if not any(c.type == b"IDAT" for c in chunks):
+        raise MalformedImage("the PNG has no image data (no IDAT chunk)")
+    return Walk(chunks, pos, width, height)
+
+
+def _body(data: bytes, chunk: Chunk) -> bytes:
+    return data[chunk.data_start : chunk.data_start + chunk.length]
+
+
+def _exif_tiff(body: bytes) -> bytes:
+    """eXIf holds a TIFF structure; some writers wrongly prefix the JPEG ``Exif\\0\\0``."""
+    return body[6:] if body.startswith(b"Exif\x00\x00") else body
+
+
+def _describe_text(keyword: str, raw: bytes, encoding: str, report: Report) -> None:
+    """A text chunk's keyword and value as a finding (or the XMP/EXIF it carries).
+
+    Only the start of a long text is decoded: the report shows a few hundred characters.
+    """
+    if keyword == XMP_KEYWORD:
+        describe_safely(xmp.describe, raw, report, "XMP metadata")
+        return
+    if keyword.lower().startswith("raw profile type ") and len(raw) <= MAX_RAW_PROFILE:
+        if _describe_raw_profile(keyword[17:].lower(), raw.decode("latin-1"), report):
+            return
+    value = raw[: 4 * MAX_SHOWN_TEXT].decode(encoding, "replace")
+    category, label = TEXT_KEYWORDS.get(keyword.lower(), (None, ""))
+    if category is None:
+        if keyword.lower().startswith("date:"):
+            category, label = Category.TIME, f"Date ({readable(keyword, 40)})"
+        else:
+            category, label = Category.COMMENT, f"Text “{readable(keyword, 79)}”"
+    report.add(category, label, readable(value) or "(empty)", keyword=readable(keyword, 79))
+
+
+def _keyword(body: bytes) -> tuple[str, bytes]:
+    """PNG spec 11.3.4.2: a 1-79 byte Latin-1 keyword, a NUL, then the rest."""
+    keyword, _, rest = body.partition(b"\x00")
+    return keyword[:79].decode("latin-1"), rest
+
+
+def _describe_raw_profile(kind: str, value: str, report: Report) -> bool:
+    """ImageMagick's "Raw profile type exif/xmp/iptc/8bim/icc": hex after two header lines."""
+    lines = value.strip("\n").split("\n", 2)
+    if len(lines) < 3:
+        return False
+    try:
+        blob = bytes.fromhex("".join(lines[2].split()))
+    except ValueError:
+        return False
+    if kind in ("exif", "app1") and blob.startswith(b"Exif\x00\x00"):
+        describe_safely(exif.describe, blob[6:], report, "EXIF metadata", source="EXIF")
+    elif kind in ("exif",) and blob[:2] in (b"II", b"MM"):
+        describe_safely(exif.describe, blob, report, "EXIF metadata", source="EXIF")
+    elif kind in ("xmp", "app1"):
+        describe_safely(xmp.describe, blob, report, "XMP metadata")
+    elif kind in ("icc", "icm"):
+        describe_safely(icc.describe, blob, report, "Colour profile")
+    elif kind in ("8bim", "iptc") and blob.startswith(b"8BIM"):
+        describe_safely(iptc.describe_photoshop, blob, report, "Photoshop/IPTC metadata")
+    elif kind == "iptc":
+        describe_safely(iptc.describe_iim, blob, report, "IPTC metadata")
+    else:
+        return False
+    return True
+
+
+def describe_chunk(ctype: bytes, body: bytes, report: Report, budget: InflateBudget) -> None:
+    """Add findings for one chunk that cleaning drops (PNG spec 11.3)."""
+    if ctype == b"tEXt":
+        keyword, text = _keyword(body)
+        _describe_text(keyword, text, "latin-1", report)
+    elif ctype in (b"zTXt", b"iTXt"):
+        keyword, rest = _keyword(body)
+        if ctype == b"zTXt":
+            compressed, method, encoding = b"\x01", rest[:1], "latin-1"
+            text = rest[1:]
+        else:
+            compressed, method, encoding = rest[:1], rest[1:2], "utf-8"
+            _language, _, rest = rest[2:].partition(b"\x00")
+            _translated, _, text = rest.partition(b"\x00")
+        if compressed == b"\x01":
+            inflated = budget.inflate(text) if method == b"\x00" else None
+            if inflated is None:
+                report.add(Category.COMMENT, f"Compressed text “{readable(keyword, 79)}”",
+                           f"{human_size(len(body))}, too large or damaged to read",
+                           keyword=readable(keyword, 79))
+                return
+            text = inflated
+        _describe_text(keyword, text, encoding, report)
+    elif ctype == b"eXIf":
+        describe_safely(exif.describe, _exif_tiff(body), report, "EXIF metadata", source="EXIF")
+    elif ctype == b"iCCP":
+        name, _, rest = body.partition(b"\x00")
+        profile = budget.inflate(rest[1:]) if rest[:1] == b"\x00" else None
+        if profile is None:
+            label = readable(name[:79].decode("latin-1"), 79)
+            report.add(Category.COLOUR_PROFILE, "Colour profile",
+                       f"“{label}” (too large or damaged to read)")
+        else:
+            describe_safely(icc.describe, profile, report, "Colour profile")
+    elif ctype == b"tIME" and len(body) == 7:
+        y, mo, d, h, mi, s = struct.unpack(">HBBBBB", body)
+        report.add(Category.TIME, "Last modified",
+                   f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d} UTC")
+    elif ctype == b"pHYs" and len(body) == 9:
+        x, y, unit = struct.unpack(">IIB", body)
+        if unit == 1:
+            value = f"{x} x {y} pixels per metre ({round(x * 0.0254)} dpi)"
+        else:
+            value = f"pixel aspect ratio {x}:{y}"
+        report.add(Category.OTHER, "Pixel density", value)
+    elif ctype not in HARMLESS:
+        kind = "Private chunk" if ctype[1:2].islower() else "Unknown chunk"
+        report.add(Category.OTHER, kind, f"“{ctype.decode()}”, {human_size(len(body))}")
+
+
+def _make_chunk(ctype: bytes, body: bytes) -> bytes:
+    """PNG spec 5.3: length, type, data, CRC-32 over type and data."""
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(
+        ">I", zlib.crc32(ctype + body)
+    )
+
+
+@register
+class PNG(ImageFormat):
+    """PNG/APNG: keep the chunks that make the picture, drop every other one."""
+
+    name = "png"
+    media_type = "image/png"
+    extension = ".png"
+    label = "PNG"
+
+    @staticmethod
+    def sniff(head: bytes) -> bool:
+        return head.startswith(SIGNATURE)
+
+    def _read(self, data: bytes, policy: Policy, report: Report) -> tuple[Walk, int | None]:
+        """Walk the chunks, fill the report's findings; return the walk and the orientation."""
+        w = walk(data, policy)
+        report.width, report.height = w.width, w.height
+        budget = InflateBudget()
+        orientation: int | None = None
+        for chunk in w.chunks:
+            if chunk.type in KEEP:
+                continue
+            body = _body(data, chunk)
+            describe_chunk(chunk.type, body, report, budget)
+            if chunk.type == b"eXIf" and orientation is None:
+                orientation = read_orientation(_exif_tiff(body))
+        if w.end < len(data):
+            describe_trailing(memoryview(data)[w.end :], report, "the end of the PNG (IEND)")
+        return w, orientation
+
+    def inspect(self, data: bytes, report: Report) -> None:
+        self._read(data, Policy(), report)
+
+    def clean(self, data: bytes, policy: Policy, report: Report) -> CleanOutput:
+        w, orientation = self._read(data, policy, report)
+        keep_orientation = orientation_to_write(orientation, policy)
+        view = memoryview(data)
+        out: list[bytes | memoryview] = [SIGNATURE]
+        icc_kept = False
+        for chunk in w.chunks:
+            keep_icc = chunk.type == b"iCCP" and policy.keep_icc and not icc_kept
+            if chunk.type in KEEP or keep_icc:
+                icc_kept = icc_kept or keep_icc
+                out.append(view[chunk.start : chunk.end])
+                if chunk.type == b"IHDR" and keep_orientation != 1:
+                    out.append(_make_chunk(b"eXIf", build_orientation_exif(keep_orientation)))
+            else:
+                report.removed_piece(f"PNG {chunk.name} chunk", chunk.length + 12)
+        if w.end < len(data):
+            report.removed_piece("data after the PNG's IEND chunk", len(data) - w.end)
+        if icc_kept:
+            report.kept.append("the colour profile (iCCP), as asked")
+        if policy.orientation == Orientation.BAKE and orientation is not None and (
+                orientation != 1):
+            return pixels.rebuild(data, policy, report, orientation=orientation)
+        note_orientation(orientation, policy, report)
+        return CleanOutput(b"".join(out), "png", w.width, w.height, lossless=True,
+                           orientation=keep_orientation)
+
+    def leftovers(self, data: bytes, policy: Policy) -> list[str]:
+        w = walk(data, policy)
+        left: list[str] = []
+        exif_seen = False
+        for chunk in w.chunks:
+            if chunk.type in KEEP or (chunk.type == b"iCCP" and policy.keep_icc):
+                continue
+            if (chunk.type == b"eXIf" and not exif_seen
+                    and policy.orientation == Orientation.KEEP
+                    and is_orientation_only(_body(data, chunk))):
+                exif_seen = True
+                continue
+            left.append(f"PNG {chunk.name} chunk")
+        if w.end < len(data):
+            left.append(f"{len(data) - w.end} bytes after IEND")
+        return left

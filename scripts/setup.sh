@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 want=${1:-run}
 apt_runtime=(python3-venv tor)
 apt_test=(libimage-exiftool-perl swaks postfix libjpeg-turbo-progs mat2 netcat-openbsd
-          torsocks procps)
+          torsocks procps time)
 
 need=()
 missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }

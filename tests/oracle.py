@@ -49,12 +49,30 @@ ALLOWED_TAGS: dict[str, set[str]] = {
     "RIFF": {
         "ImageWidth", "ImageHeight", "VP8Version", "HorizontalScale", "VerticalScale",
         "AlphaPreprocessing", "AlphaFiltering", "AlphaCompression", "BackgroundColor",
-        "AnimationLoopCount", "WebP_Flags", "ImageFeatures",
+        "AnimationLoopCount", "WebP_Flags", "ImageFeatures", "Duration",
     },
+    # HEIF/AVIF (ISO-BMFF) structure as ExifTool names it: brands, handler, codec
+    # configuration (hvcC/av1C), colour coding (nclx), sizes (ispe/clap/pixi), the
+    # alpha plane's aux type, where the coded data lies. No item of metadata.
+    "QuickTime": {
+        "MajorBrand", "MinorVersion", "CompatibleBrands", "HandlerType",
+        "HEVCConfigurationVersion", "GeneralProfileSpace", "GeneralTierFlag",
+        "GeneralProfileIDC", "GenProfileCompatibilityFlags", "ConstraintIndicatorFlags",
+        "GeneralLevelIDC", "MinSpatialSegmentationIDC", "ParallelismType", "ChromaFormat",
+        "BitDepthLuma", "BitDepthChroma", "AverageFrameRate", "ConstantFrameRate",
+        "NumTemporalLayers", "TemporalIDNested", "ColorProfiles", "ColorPrimaries",
+        "TransferCharacteristics", "MatrixCoefficients", "VideoFullRangeFlag",
+        "ImageSpatialExtent", "CleanAperture", "ImagePixelDepth", "AuxiliaryImageType",
+        "MediaDataSize", "MediaDataOffset", "MediaData", "AV1ConfigurationVersion",
+        "SeqProfile", "SeqLevelIdx0", "SeqTier0", "HighBitDepth", "TwelveBit",
+        "ChromaSamplePosition", "InitialDelaySamples", "MonochromeGrayscale",
+        "ChromaSubsamplingX", "ChromaSubsamplingY",
+    },
+    "Meta": {"PrimaryItemReference"},
     "GIF": {
         "GIFVersion", "ImageWidth", "ImageHeight", "HasColorMap", "ColorResolutionDepth",
         "BitsPerPixel", "BackgroundColor", "AnimationIterations", "FrameCount", "Duration",
-        "TransparentColor",
+        "TransparentColor", "PixelAspectRatio",
     },
 }
 
