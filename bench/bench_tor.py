@@ -33,10 +33,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 from python_socks.sync import Proxy  # noqa: E402
-from tornet import TorNetwork, stop_process, tor_network  # noqa: E402
+
+from tests.tornet import TorNetwork, stop_process, tor_network  # noqa: E402
 
 SINK_PORT = 4444  # the onion port mapped to the sink
 

@@ -380,7 +380,7 @@ def tor_network(ready_timeout: float = 90.0) -> Iterator[TorNetwork]:
 @pytest.fixture(scope="module")
 def tor_net() -> Iterator[TorNetwork]:
     """A fresh private network for one test module (import this fixture into the
-    module: ``from tornet import tor_net  # noqa: F401``)."""
+    module: ``from tests.tornet import tor_net  # noqa: F401``)."""
     with tor_network() as net:
         yield net
 
