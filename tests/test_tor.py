@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 from python_socks.sync import Proxy
-from tornet import TorNetwork, stop_process, tor_net  # noqa: F401
 
 import onionclean_tor
+from tests.tornet import TorNetwork, stop_process, tor_net  # noqa: F401
 
 pytestmark = pytest.mark.tor
 
