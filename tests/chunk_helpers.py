@@ -189,3 +189,22 @@ def exif_tiff(orientation: int = 1) -> bytes:
     gps[1], gps[2], gps[3], gps[4] = "N", (48.0, 51.0, 29.5), "E", (2.0, 17.0, 40.2)
     data = exif.tobytes()
     return data[6:] if data.startswith(b"Exif\x00\x00") else data
+
+
+def spy_on_describers(monkeypatch, plugin) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    """Record the XMP and EXIF blocks ``plugin`` hands to the shared describers (which
+    still run for real); returns the dict the spies fill: {"xmp": ..., "exif": ...}."""
+    seen: dict[str, bytes] = {}
+    real_xmp, real_exif = plugin.xmp.describe, plugin.exif.describe
+
+    def xmp_spy(packet: bytes, report: core.Report) -> None:
+        seen["xmp"] = packet
+        real_xmp(packet, report)
+
+    def exif_spy(tiff: bytes, report: core.Report, *, source: str = "EXIF") -> None:
+        seen["exif"] = tiff
+        real_exif(tiff, report, source=source)
+
+    monkeypatch.setattr(plugin.xmp, "describe", xmp_spy)
+    monkeypatch.setattr(plugin.exif, "describe", exif_spy)
+    return seen

@@ -28,6 +28,7 @@ from tests.chunk_helpers import (
     frames,
     fuzz_corruptions,
     outside_image_data,
+    spy_on_describers,
     truncate,
     truncations,
 )
@@ -140,19 +141,7 @@ def test_report_names_what_the_png_gave_away() -> None:
 
 def test_xmp_and_exif_blocks_reach_the_describers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Spies record what the plugin hands over, then call the real describers."""
-    seen: dict[str, bytes] = {}
-    real_xmp, real_exif = png_module.xmp.describe, png_module.exif.describe
-
-    def xmp_spy(packet: bytes, report: core.Report) -> None:
-        seen["xmp"] = packet
-        real_xmp(packet, report)
-
-    def exif_spy(tiff: bytes, report: core.Report, *, source: str = "EXIF") -> None:
-        seen["exif"] = tiff
-        real_exif(tiff, report, source=source)
-
-    monkeypatch.setattr(png_module.xmp, "describe", xmp_spy)
-    monkeypatch.setattr(png_module.exif, "describe", exif_spy)
+    seen = spy_on_describers(monkeypatch, png_module)
     core.inspect(dirty_png())
     assert seen == {"xmp": XMP_PACKET, "exif": exif_tiff()}
 

@@ -22,6 +22,7 @@ from tests.chunk_helpers import (
     frames,
     fuzz_corruptions,
     outside_image_data,
+    spy_on_describers,
     truncate,
     truncations,
 )
@@ -122,19 +123,7 @@ def test_animated_webp_keeps_every_frame_and_drops_frame_junk() -> None:
 
 def test_report_names_what_the_webp_gave_away(monkeypatch: pytest.MonkeyPatch) -> None:
     """Spies record what the plugin hands over, then call the real describers."""
-    seen: dict[str, bytes] = {}
-    real_xmp, real_exif = webp_module.xmp.describe, webp_module.exif.describe
-
-    def xmp_spy(packet: bytes, report: core.Report) -> None:
-        seen["xmp"] = packet
-        real_xmp(packet, report)
-
-    def exif_spy(tiff: bytes, report: core.Report, *, source: str = "EXIF") -> None:
-        seen["exif"] = tiff
-        real_exif(tiff, report, source=source)
-
-    monkeypatch.setattr(webp_module.xmp, "describe", xmp_spy)
-    monkeypatch.setattr(webp_module.exif, "describe", exif_spy)
+    seen = spy_on_describers(monkeypatch, webp_module)
     report = core.inspect(dirty_webp())
     assert seen == {"xmp": XMP_PACKET, "exif": exif_tiff()}  # "Exif\0\0" stripped
     found = {(f.category, f.label): f.value for f in report.findings}
