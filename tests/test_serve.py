@@ -163,3 +163,24 @@ def test_bad_configuration_stops_with_a_clear_error(
     code, _, err = serve.stop()
     assert code == 2, err
     assert "configuration error" in err and message in err, err
+
+
+def test_every_documented_variable_is_a_real_setting() -> None:
+    """The ONIONCLEAN_* names in the README and deploy/ must mean something to serve."""
+    import dataclasses
+    import re
+
+    from capsule.config import CapsuleConfig
+    from mailgw.config import GatewayConfig
+    from onionclean_serve import ServeSettings
+
+    known = {"ONIONCLEAN_CONFIG", "ONIONCLEAN_RELAY_PASSWORD", "ONIONCLEAN_TORNET_KEEP"}
+    known |= {f"ONIONCLEAN_{f.name.upper()}" for f in dataclasses.fields(ServeSettings)}
+    for section, cls in (("CAPSULE", CapsuleConfig), ("MAILGW", GatewayConfig)):
+        known |= {f"ONIONCLEAN_{section}_{f.name.upper()}" for f in dataclasses.fields(cls)}
+    docs = [ROOT / "README.md", *sorted((ROOT / "deploy").rglob("*")),
+            *sorted(ROOT.glob("*/README.md"))]
+    used = {m for p in docs if p.is_file()
+            for m in re.findall(r"ONIONCLEAN_[A-Z_]+[A-Z]", p.read_text(errors="replace"))}
+    assert used, "no variables found: the search is broken"
+    assert used <= known, f"documented but unknown: {sorted(used - known)}"
