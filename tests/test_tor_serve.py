@@ -159,3 +159,62 @@ def test_onion_address_survives_a_restart(tmp_path: Path, net) -> None:  # type:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-s"]))
+
+
+def _wait_onion_reachable(onion: str, port: int, socks_port: int, timeout: float) -> None:
+    """Retry a SOCKS5 connection until the onion's descriptor is published and it answers."""
+    from python_socks.sync import Proxy
+
+    proxy = Proxy.from_url(f"socks5://127.0.0.1:{socks_port}", rdns=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock = proxy.connect(dest_host=onion, dest_port=port, timeout=30)
+            sock.close()
+            return
+        except Exception:  # noqa: BLE001 - not yet published; retry until the deadline
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def test_reply_to_an_onion_sender_goes_through_tor(tmp_path: Path, net) -> None:  # type: ignore[no-untyped-def]
+    """A sender on a .onion domain gets the reply at that onion's port 25, through Tor's
+    SOCKS port: here a second real onion service in front of a sink MTA."""
+    photo = (corpus_dir() / "exif-samples" / "gps" / "DSCN0021.jpg").read_bytes()
+    relay = SinkRelay().start()  # the smarthost: must NOT see the onion reply
+    onion_mx = SinkRelay().start()  # the sender's own mail server, behind its onion
+    gemini, smtp = free_port(), free_port()
+    control = net.control()
+    try:
+        (line,) = [x for x in control.command(
+            f"ADD_ONION NEW:ED25519-V3 Flags=DiscardPK Port=25,127.0.0.1:{onion_mx.port}")
+            if x.startswith("ServiceID=")]
+        sender_onion = line.split("=", 1)[1] + ".onion"
+        serve = Serve(tmp_path, "--tor", "--tor-control", str(net.control_port),
+                      "--state-dir", str(tmp_path / "state"), "--gemini-port", str(gemini),
+                      "--smtp-port", str(smtp), "--relay", f"127.0.0.1:{relay.port}")
+        try:
+            onion = _read_onion(serve, timeout=240)
+            _wait_onion_reachable(sender_onion, 25, net.socks_port, timeout=120)
+            sender = f"bob@{sender_onion}"
+            msg = mail(sender=sender, to=f"clean@{onion}")
+            attach(msg, photo, "balcony.jpg", "image/jpeg")
+            eml = tmp_path / "mail.eml"
+            eml.write_bytes(to_bytes(msg))
+            out = _swaks_via_socks(onion, net.socks_port, sender, eml)
+            assert re.search(r"<[~-]\s+250 ", out.split("354", 1)[-1]), out
+            (reply,) = onion_mx.wait_for(1, timeout=60)
+            assert reply.rcpt_tos == [sender]
+            attached = {p.get_filename(): p.get_payload(decode=True)
+                        for p in parse(reply.data).iter_attachments()}
+            assert list(attached) == ["balcony.jpg"]
+            assert leaks(exiftool_tags([attached["balcony.jpg"]])[0]) == []
+            assert relay.received == [], "an onion reply must not leave through the relay"
+        finally:
+            code, _, err = serve.stop()
+    finally:
+        control.close()
+        relay.stop()
+        onion_mx.stop()
+    assert code == 0, err
