@@ -17,6 +17,7 @@ from PIL import Image
 
 from core import formats
 from core.errors import CleanError, MalformedImage, TooLarge, UncleanOutput
+from core.icc import is_profile
 from core.policy import Orientation, Policy
 from core.report import Report
 from core.tiff_ifd import is_orientation_only
@@ -157,7 +158,8 @@ def verify(out: formats.CleanOutput, handler: formats.ImageFormat, policy: Polic
                 continue  # pillow-heif lists every kind of metadata, empty when absent
             if key == "exif" and is_orientation_only(_tiff_of(value)):
                 continue
-            if key == "icc_profile" and (policy.keep_icc or not value):
+            if key == "icc_profile" and (not value or (
+                    policy.keep_icc and isinstance(value, bytes) and is_profile(value))):
                 continue
             raise UncleanOutput(f"the cleaned file still carries {key!r}")
 

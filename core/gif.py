@@ -197,6 +197,11 @@ def canonical_loop(app: bytes, count: int) -> bytes:
                        count, 0)
 
 
+def _holds_profile(data: bytes, block: Block) -> bool:
+    """The ICCRGBG1012 extension's sub-blocks join into exactly one ICC profile."""
+    return icc.is_profile(sub_block_data(data, block.data_start, block.end))
+
+
 def _describe(data: bytes, block: Block, report: Report) -> None:
     """Findings for a block that cleaning drops."""
     if block.kind == "comment":
@@ -283,7 +288,8 @@ class GIF(ImageFormat):
             elif block.kind == "app" and block.app in LOOP_APPLICATIONS:
                 count = _loop_count(data, block)
                 keep = canonical_loop(block.app, count) if count is not None else None
-            elif block.kind == "app" and block.app == ICC_APPLICATION and policy.keep_icc:
+            elif block.kind == "app" and block.app == ICC_APPLICATION and policy.keep_icc \
+                    and _holds_profile(data, block):
                 keep = view[block.start : block.end]
                 report.kept.append("the colour profile (ICCRGBG1), as asked")
             if keep is None:
@@ -320,7 +326,8 @@ class GIF(ImageFormat):
                 count = _loop_count(data, block)
                 if count is not None and raw == canonical_loop(block.app, count):
                     continue
-            if block.kind == "app" and block.app == ICC_APPLICATION and policy.keep_icc:
+            if block.kind == "app" and block.app == ICC_APPLICATION and policy.keep_icc \
+                    and _holds_profile(data, block):
                 continue
             left.append(_piece_name(block))
         if not p.has_trailer:

@@ -167,3 +167,24 @@ def _date(raw: bytes) -> str:
     if not (1900 <= y <= 2200 and 1 <= mo <= 12 and 1 <= d <= 31):
         return ""
     return f"{y:04d}-{mo:02d}-{d:02d}"
+
+
+
+#: ICC.1:2022 7.2.1: the header is 128 bytes; the tag count (7.3.2) follows it.
+HEADER_SIZE = 128
+
+
+def is_profile(profile: bytes | memoryview) -> bool:
+    """True when ``profile`` is one whole ICC profile and nothing else (ICC.1:2022 7.2, 7.3).
+
+    The header's profile size (bytes 0-3) must equal the length, the file signature
+    (bytes 36-39) must be ``acsp``, and the tag table must fit. Used when the policy
+    keeps colour profiles: a block that only claims to be a profile (any bytes after
+    an ``ICC_PROFILE`` name) could carry anything, so it is not kept.
+    """
+    length = len(profile)
+    if length < HEADER_SIZE + 4:
+        return False
+    head = bytes(profile[: HEADER_SIZE + 4])
+    size, count = struct.unpack(">L", head[:4])[0], struct.unpack(">L", head[128:132])[0]
+    return size == length and head[36:40] == b"acsp" and 132 + 12 * count <= length

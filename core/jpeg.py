@@ -395,6 +395,34 @@ def rebuilt_adobe(payload: bytes) -> bytes | None:
     return b"\xff\xee\x00\x0e" + payload[:12]
 
 
+def icc_profile_segments(data: bytes, layout: JpegLayout) -> frozenset[int]:
+    """Start offsets of the APP2 ``ICC_PROFILE`` segments, when together they hold one profile.
+
+    ICC.1:2022 annex B.4: each chunk is ``ICC_PROFILE\\0``, its sequence number
+    (1..N), the count N, then a piece of the profile. Kept (policy keep_icc) only
+    when the N chunks are numbered 1..N once each and join into exactly one whole
+    profile (:func:`core.icc.is_profile`); otherwise none is kept, since bytes after
+    the ``ICC_PROFILE`` name can carry anything.
+    """
+    from core import icc
+
+    chunks = [
+        s for s in layout.segments
+        if s.marker == APP2 and data.startswith(ICC_ID, s.payload_start, s.end)
+    ]
+    if not chunks or any(s.end - s.payload_start < 14 for s in chunks):
+        return frozenset()
+    count = len(chunks)
+    by_seq = {data[s.payload_start + 12]: s for s in chunks}
+    if sorted(by_seq) != list(range(1, count + 1)) or any(
+        data[s.payload_start + 13] != count for s in chunks
+    ):
+        return frozenset()
+    profile = b"".join(data[by_seq[i].payload_start + 14 : by_seq[i].end]
+                       for i in range(1, count + 1))
+    return frozenset(s.start for s in chunks) if icc.is_profile(profile) else frozenset()
+
+
 def orientation_app1(orientation: int) -> bytes:
     """APP1 ``Exif\\0\\0`` holding only the Orientation tag (the only EXIF we write)."""
     body = EXIF_ID + build_orientation_exif(orientation)
@@ -618,6 +646,7 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
     scans: list[tuple[int, Segment]] = []  # (index in parts, SOS segment)
     jfif: bytes | None = None
     removed = report.removed_piece
+    icc_kept = icc_profile_segments(data, layout) if policy.keep_icc else frozenset()
     for seg in layout.segments:
         marker = seg.marker
         if marker in STRUCTURAL:
@@ -641,7 +670,7 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
                 if len(payload) > 12:
                     removed("extra bytes in the Adobe APP14 header", len(payload) - 12)
                 continue
-        if marker == APP2 and policy.keep_icc and payload.startswith(ICC_ID):
+        if seg.start in icc_kept:
             parts.append(view[seg.start : seg.end])
             continue
         removed(identify(marker, payload), seg.end - seg.start)
@@ -659,11 +688,14 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
                 "the orientation tag was dropped: the picture may now display"
                 f" {ORIENTATION_WORDS[orientation]} from how it looked"
             )
-    if policy.keep_icc and any(
+    if icc_kept:
+        report.kept.append("colour profile (as asked)")
+    elif policy.keep_icc and any(
         s.marker == APP2 and data.startswith(ICC_ID, s.payload_start, s.end)
         for s in layout.segments
     ):
-        report.kept.append("colour profile (as asked)")
+        report.notes.append("the ICC_PROFILE segments did not hold one whole colour"
+                            " profile, so they were removed")
     if layout.padding:
         removed("zero padding between segments", layout.padding)
     trailer = len(data) - layout.eoi_end
@@ -719,6 +751,7 @@ def leftovers(data: bytes, policy: Policy) -> list[str]:
     megabytes); any difference falls back to the search.
     """
     layout = walk(data, policy, check_size=False, proven=_take_scan_proofs(data))
+    icc_ok = icc_profile_segments(data, layout) if policy.keep_icc else frozenset()
     found: list[str] = []
     for seg in layout.segments:
         marker = seg.marker
@@ -733,7 +766,7 @@ def leftovers(data: bytes, policy: Policy) -> list[str]:
         if marker == APP1 and policy.orientation == Orientation.KEEP \
                 and payload.startswith(EXIF_ID) and is_orientation_only(payload[6:]):
             continue
-        if marker == APP2 and policy.keep_icc and payload.startswith(ICC_ID):
+        if seg.start in icc_ok:
             continue
         found.append(identify(marker, payload))
     if layout.padding:

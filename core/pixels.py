@@ -36,6 +36,7 @@ import pillow_heif
 from PIL import Image, ImageCms, ImageFile, JpegImagePlugin
 
 from core import formats
+from core import icc as icc_mod
 from core.errors import MalformedImage, TooLarge, UnsupportedFormat
 from core.formats import CleanOutput
 from core.policy import Policy
@@ -238,6 +239,8 @@ def decode(data: bytes, policy: Policy, *, source: str | None = None) -> Decoded
     with im:
         check_all_pixels(frame_sizes(im, source, policy), policy, label)
         icc = im.info.get("icc_profile") or None
+        if icc is not None and policy.keep_icc and not icc_mod.is_profile(icc):
+            icc = None  # kept only when it is one whole profile: anything else could carry data
         loop = im.info.get("loop")
         decoded = Decoded(
             source=source,

@@ -291,6 +291,40 @@ def describe_chunk(ctype: bytes, body: bytes, report: Report, budget: InflateBud
         report.add(Category.OTHER, kind, f"“{ctype.decode()}”, {human_size(len(body))}")
 
 
+#: The profile name every kept iCCP chunk gets (spec 11.3.2.3: a 1-79 byte keyword that
+#: only names the profile, free text a writer could fill with anything).
+ICCP_NAME = b"ICC profile"
+#: The most a kept colour profile may inflate to.
+MAX_ICC_PROFILE = 16_000_000
+
+
+def iccp_profile(body: bytes) -> bytes | None:
+    """The profile an iCCP chunk holds (spec 11.3.2.3), or None unless it is exactly one.
+
+    Name, NUL, compression method 0, then a zlib stream that must end the chunk
+    and inflate to one whole ICC profile (:func:`core.icc.is_profile`).
+    """
+    _name, sep, rest = body.partition(b"\x00")
+    if not sep or rest[:1] != b"\x00":
+        return None
+    inflater = zlib.decompressobj()
+    try:
+        profile = inflater.decompress(rest[1:], MAX_ICC_PROFILE)
+    except zlib.error:
+        return None
+    if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
+        return None
+    return profile if icc.is_profile(profile) else None
+
+
+def rebuilt_iccp(body: bytes) -> bytes | None:
+    """A fresh iCCP chunk: fixed name, the profile alone, compressed again; None if unusable."""
+    profile = iccp_profile(body)
+    if profile is None:
+        return None
+    return _make_chunk(b"iCCP", ICCP_NAME + b"\x00\x00" + zlib.compress(profile, 9))
+
+
 def _make_chunk(ctype: bytes, body: bytes) -> bytes:
     """PNG spec 5.3: length, type, data, CRC-32 over type and data."""
     return struct.pack(">I", len(body)) + ctype + body + struct.pack(
@@ -338,9 +372,13 @@ class PNG(ImageFormat):
         out: list[bytes | memoryview] = [SIGNATURE]
         icc_kept = False
         for chunk in w.chunks:
-            keep_icc = chunk.type == b"iCCP" and policy.keep_icc and not icc_kept
-            if chunk.type in KEEP or keep_icc:
-                icc_kept = icc_kept or keep_icc
+            if chunk.type == b"iCCP" and policy.keep_icc and not icc_kept:
+                iccp = rebuilt_iccp(_body(data, chunk))
+                if iccp is not None:
+                    icc_kept = True
+                    out.append(iccp)
+                    continue
+            if chunk.type in KEEP:
                 out.append(view[chunk.start : chunk.end])
                 if chunk.type == b"IHDR" and keep_orientation != 1:
                     out.append(_make_chunk(b"eXIf", build_orientation_exif(keep_orientation)))
@@ -360,10 +398,15 @@ class PNG(ImageFormat):
     def leftovers(self, data: bytes, policy: Policy) -> list[str]:
         w = walk(data, policy)
         left: list[str] = []
-        exif_seen = False
+        exif_seen = icc_seen = False
         for chunk in w.chunks:
-            if chunk.type in KEEP or (chunk.type == b"iCCP" and policy.keep_icc):
+            if chunk.type in KEEP:
                 continue
+            if chunk.type == b"iCCP" and policy.keep_icc and not icc_seen:
+                body = _body(data, chunk)
+                if body.startswith(ICCP_NAME + b"\x00\x00") and iccp_profile(body) is not None:
+                    icc_seen = True
+                    continue
             if (chunk.type == b"eXIf" and not exif_seen
                     and policy.orientation == Orientation.KEEP
                     and is_orientation_only(_body(data, chunk))):

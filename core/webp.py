@@ -265,7 +265,8 @@ class WebP(ImageFormat):
         vp8x_index = 0
         for chunk in p.chunks:
             payload = view[chunk.payload_start : chunk.payload_end]
-            if chunk.fourcc == b"ICCP" and policy.keep_icc and p.extended and not icc_kept:
+            if (chunk.fourcc == b"ICCP" and policy.keep_icc and p.extended and not icc_kept
+                    and icc.is_profile(payload)):
                 icc_kept = True
                 body += _chunk_bytes(chunk.fourcc, payload)
             elif chunk.fourcc == b"VP8X":
@@ -320,7 +321,8 @@ class WebP(ImageFormat):
                 for sub in p.frames.get(chunk.start, ()):
                     if sub.fourcc not in IMAGE_CHUNKS:
                         left.append(f"WebP {sub.name} chunk in a frame")
-            elif chunk.fourcc == b"ICCP" and policy.keep_icc and not has_icc:
+            elif (chunk.fourcc == b"ICCP" and policy.keep_icc and not has_icc
+                  and icc.is_profile(_payload(data, chunk))):
                 has_icc = True
             elif (chunk.fourcc == b"EXIF" and not has_exif
                   and policy.orientation == Orientation.KEEP

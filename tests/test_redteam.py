@@ -1,0 +1,155 @@
+"""Red-team regressions: hostile inputs that once carried a marker through core.clean.
+
+Each test builds its hostile file here (Pillow images plus hand-made blocks), cleans
+it, and asserts three things: the marker (raw, UTF-16, base64, zlib-compressed) is
+not in the output, ExifTool finds no tag outside the structural allow-list, and the
+output decodes to the input's pixels (it is not a half-cleaned file).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image, ImageCms
+
+import core
+from core.policy import Policy
+from tests.oracle import leaks_of
+
+MARKER = b"LEAKMARKER-48.8583N"
+KEEP_ICC = Policy(keep_icc=True)
+
+
+def marker_forms(data: bytes) -> list[bytes]:
+    """Every form of MARKER found in ``data``: raw, UTF-16, base64, inside a zlib stream."""
+    text = MARKER.decode()
+    forms = [MARKER, text.encode("utf-16-le"), text.encode("utf-16-be"),
+             base64.b64encode(MARKER)[:16]]
+    found = [f for f in forms if f in data]
+    for i in range(len(data) - 1):
+        if data[i] & 0x0F == 8 and (data[i] << 8 | data[i + 1]) % 31 == 0:  # zlib header
+            try:
+                inflated = zlib.decompressobj().decompress(data[i:], 1 << 24)
+            except zlib.error:
+                continue
+            found += [f for f in forms if f in inflated]
+    return found
+
+
+def pixels_of(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as im:
+        return im.convert("RGBA").tobytes()
+
+
+def assert_clean(data: bytes, policy: Policy = Policy(), **oracle: object) -> core.Cleaned:  # noqa: B008
+    out = core.clean(data, policy)
+    assert marker_forms(out.data) == []
+    assert leaks_of(out.data, **oracle) == []
+    assert pixels_of(out.data) == pixels_of(data)
+    return out
+
+
+def picture(fmt: str, **kw: object) -> bytes:
+    im = Image.new("RGB", (24, 16))
+    im.putdata([(x * 10, y * 15, (x * y) % 256) for y in range(16) for x in range(24)])
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def png_chunk(ctype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    pos, out = 8, []
+    while pos < len(data):
+        (n,) = struct.unpack_from(">I", data, pos)
+        out.append((data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]))
+        pos += 12 + n
+    return out
+
+
+def png_of(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + b"".join(png_chunk(t, b) for t, b in chunks)
+
+
+def riff_chunk(fourcc: bytes, payload: bytes) -> bytes:
+    return fourcc + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) & 1)
+
+
+# --- keep_icc keeps a colour profile, not whatever follows an ICC name ----------------------
+
+
+def _jpeg_with_app2(payload: bytes) -> bytes:
+    data = picture("JPEG")
+    app2 = b"\xff\xe2" + struct.pack(">H", len(payload) + 2) + payload
+    return data[:2] + app2 + data[2:]
+
+
+def _gif_with_icc_extension(payload: bytes) -> bytes:
+    im = Image.new("P", (8, 8), 1)
+    im.putpalette([0, 0, 0, 200, 10, 10])
+    buf = io.BytesIO()
+    im.save(buf, "GIF")
+    data = buf.getvalue()
+    subs = b"".join(bytes([len(payload[i : i + 255])]) + payload[i : i + 255]
+                    for i in range(0, len(payload), 255))
+    ext = b"\x21\xff\x0bICCRGBG1012" + subs + b"\x00"
+    head = 13 + 3 * (2 << (data[10] & 7))
+    return data[:head] + ext + data[head:]
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "gif", "tiff"])
+def test_keep_icc_drops_a_block_that_is_not_a_profile(fmt: str) -> None:
+    """Any bytes after an ICC name were kept byte for byte under keep_icc (all formats)."""
+    fake = MARKER * 3
+    if fmt == "jpeg":
+        data = _jpeg_with_app2(b"ICC_PROFILE\x00\x01\x01" + fake)
+    elif fmt == "png":
+        chunks = png_chunks(picture("PNG"))
+        data = png_of(chunks[:1] + [(b"iCCP", b"x\x00\x00" + zlib.compress(fake))] + chunks[1:])
+    elif fmt == "webp":
+        lossless = picture("WEBP", lossless=True)[12:]  # the simple file's VP8L chunk
+        vp8x = riff_chunk(b"VP8X", bytes([0x20, 0, 0, 0]) + (23).to_bytes(3, "little")
+                          + (15).to_bytes(3, "little"))
+        body = vp8x + riff_chunk(b"ICCP", fake) + lossless
+        data = b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+    elif fmt == "gif":
+        data = _gif_with_icc_extension(fake)
+    else:
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(picture("PNG"))).save(buf, "TIFF", tiffinfo={34675: fake})
+        data = buf.getvalue()
+    if fmt == "tiff":  # re-encoded: only the marker search and ExifTool apply
+        out = core.clean(data, KEEP_ICC)
+        assert marker_forms(out.data) == [] and leaks_of(out.data) == []
+        return
+    assert_clean(data, KEEP_ICC)
+
+
+def test_keep_icc_png_profile_is_rebuilt_without_its_free_text_name() -> None:
+    """iCCP's profile name is free text (and the zlib stream may trail bytes): rebuilt."""
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    chunks = png_chunks(picture("PNG"))
+    iccp = MARKER + b"\x00\x00" + zlib.compress(profile) + MARKER
+    out = core.clean(png_of(chunks[:1] + [(b"iCCP", iccp)] + chunks[1:]), KEEP_ICC)
+    assert marker_forms(out.data) == []
+    iccp = MARKER + b"\x00\x00" + zlib.compress(profile)
+    out = core.clean(png_of(chunks[:1] + [(b"iCCP", iccp)] + chunks[1:]), KEEP_ICC)
+    assert marker_forms(out.data) == []
+    with Image.open(io.BytesIO(out.data)) as im:
+        assert im.info["icc_profile"] == profile  # the profile itself is kept, as asked
+
+
+def test_keep_icc_jpeg_keeps_a_real_profile() -> None:
+    """The fix must not drop what keep_icc is for: a whole profile in numbered chunks."""
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = picture("JPEG", icc_profile=profile)
+    out = core.clean(data, KEEP_ICC)
+    with Image.open(io.BytesIO(out.data)) as im:
+        assert im.info["icc_profile"] == profile
