@@ -4,7 +4,10 @@ PNG spec 5.2: a file is the 8-byte signature ``89 50 4E 47 0D 0A 1A 0A`` then
 chunks. Spec 5.3: a chunk is Length (4 bytes, big-endian, at most 2^31-1),
 Chunk Type (4 ASCII letters), Chunk Data, and a CRC-32 computed over the type
 and the data. The image data (IDAT, and APNG's fdAT) are copied untouched, so
-the output decodes to exactly the input's pixels.
+the output decodes to exactly the input's pixels, with one exception: each zlib
+stream is inflated (counted, not kept) and bytes after its end, or inflated
+bytes past what the scanlines need (spec 10.1, 13.7), are cut, since decoders
+never read them and they can carry anything.
 
 Allow-list: IHDR, PLTE, IDAT, IEND, tRNS, gAMA, cHRM, sRGB, sBIT, and the APNG
 chunks acTL, fcTL, fdAT; iCCP only when the policy keeps colour profiles. Every
@@ -177,6 +180,117 @@ def walk(data: bytes, policy: Policy) -> Walk:
     if not any(c.type == b"IDAT" for c in chunks):
         raise MalformedImage("the PNG has no image data (no IDAT chunk)")
     return Walk(chunks, pos, width, height)
+
+
+# --- the image data streams (spec 10.1, 12.3; APNG 1.0 fdAT) ----------------------------
+
+#: Channels per colour type (spec 11.2.2, Table 11.1).
+CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+#: Adam7 passes (spec 8.2): x start, y start, x step, y step.
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+         (0, 1, 1, 2))
+#: How much inflated data one step of the stream check produces (memory stays bounded).
+INFLATE_STEP = 1 << 20
+
+
+def filtered_size(width: int, height: int, bits_per_pixel: int, interlaced: bool) -> int:
+    """Bytes of filtered scanlines an image of this size needs (spec 7.3, 8.2): no more."""
+    def rows(w: int, h: int) -> int:
+        return h * (1 + (w * bits_per_pixel + 7) // 8) if w and h else 0
+
+    if not interlaced:
+        return rows(width, height)
+    return sum(rows((width - xs + dx - 1) // dx if width > xs else 0,
+                    (height - ys + dy - 1) // dy if height > ys else 0)
+               for xs, ys, dx, dy in ADAM7)
+
+
+@dataclass
+class Stream:
+    """One zlib datastream of image data: the IDAT chunks, or one APNG frame's fdAT chunks.
+
+    ``skip`` is 0 for IDAT and 4 for fdAT (its sequence number precedes the data).
+    ``keep`` (after :func:`check_stream`) maps a chunk's start to how many of its data
+    bytes belong to the stream; ``excess`` is True when the stream inflates to more
+    than the picture needs.
+    """
+
+    chunks: list[Chunk]
+    skip: int
+    needed: int
+    keep: dict[int, int]
+    excess: bool = False
+
+    @property
+    def trailing(self) -> bool:
+        """Bytes after the end of the zlib stream (decoders ignore them)."""
+        return any(self.keep[c.start] != c.length - self.skip for c in self.chunks)
+
+
+def image_streams(data: bytes, w: Walk) -> list[Stream]:
+    """The IDAT stream and each APNG frame's fdAT stream, with the size each must inflate to."""
+    depth, colour, interlace = data[24], data[25], data[28]
+    bpp = depth * CHANNELS[colour]
+    streams: list[Stream] = []
+    idat = Stream([c for c in w.chunks if c.type == b"IDAT"], 0,
+                  filtered_size(w.width, w.height, bpp, bool(interlace)), {})
+    streams.append(idat)
+    frame: Stream | None = None
+    for c in w.chunks:
+        if c.type == b"fcTL":
+            fw, fh, fx, fy = struct.unpack_from(">IIII", data, c.data_start + 4)
+            if fx + fw > w.width or fy + fh > w.height:  # APNG 1.0, fcTL
+                raise MalformedImage("a PNG animation frame lies outside the picture")
+            frame = Stream([], 4, filtered_size(fw, fh, bpp, bool(interlace)), {})
+            streams.append(frame)
+        elif c.type == b"fdAT":
+            if frame is None or c.length < 4:
+                raise MalformedImage("the PNG has animation data (fdAT) outside a frame")
+            frame.chunks.append(c)
+    return [s for s in streams if s.chunks]
+
+
+def check_stream(data: bytes, stream: Stream) -> Stream:
+    """Inflate ``stream`` (counting, never keeping, the output); note where it ends.
+
+    Stops as soon as the stream gives more than the picture needs (``excess``).
+    A stream that is cut short keeps all its bytes: nothing follows it.
+    """
+    view = memoryview(data)
+    inflater = zlib.decompressobj()
+    total = 0
+    for c in stream.chunks:
+        piece = view[c.data_start + stream.skip : c.data_start + c.length]
+        if inflater.eof or stream.excess:
+            stream.keep[c.start] = 0
+            continue
+        buf: bytes | memoryview = piece
+        while buf and not inflater.eof:
+            total += len(inflater.decompress(buf, INFLATE_STEP))
+            buf = inflater.unconsumed_tail
+            if total > stream.needed:
+                stream.excess = True
+                break
+        stream.keep[c.start] = len(piece) - len(inflater.unused_data) if inflater.eof \
+            else len(piece)
+    return stream
+
+
+def recompressed(data: bytes, stream: Stream) -> bytes:
+    """The stream's first ``needed`` inflated bytes, compressed again (the pixels are equal)."""
+    view = memoryview(data)
+    inflater, deflater = zlib.decompressobj(), zlib.compressobj(9)
+    left = stream.needed
+    out: list[bytes] = []
+    for c in stream.chunks:
+        buf: bytes | memoryview = view[c.data_start + stream.skip : c.data_start + c.length]
+        while buf and left and not inflater.eof:
+            raw = inflater.decompress(buf, min(left, INFLATE_STEP))
+            left -= len(raw)
+            out.append(deflater.compress(raw))
+            buf = inflater.unconsumed_tail
+    out.append(deflater.flush())
+    return b"".join(out)
 
 
 def _body(data: bytes, chunk: Chunk) -> bytes:
@@ -371,7 +485,11 @@ class PNG(ImageFormat):
         view = memoryview(data)
         out: list[bytes | memoryview] = [SIGNATURE]
         icc_kept = False
+        rewritten = self._image_data(data, w, report)
         for chunk in w.chunks:
+            if chunk.start in rewritten:
+                out.append(rewritten[chunk.start])
+                continue
             if chunk.type == b"iCCP" and policy.keep_icc and not icc_kept:
                 iccp = rebuilt_iccp(_body(data, chunk))
                 if iccp is not None:
@@ -395,9 +513,43 @@ class PNG(ImageFormat):
         return CleanOutput(b"".join(out), "png", w.width, w.height, lossless=True,
                            orientation=keep_orientation)
 
+    @staticmethod
+    def _image_data(data: bytes, w: Walk, report: Report) -> dict[int, bytes]:
+        """Image data chunks that must change, by start: bytes after the end of a zlib
+        stream are cut (the chunk stays, shorter, so APNG sequence numbers still run);
+        a stream that inflates to more than the picture needs is compressed again
+        from exactly the bytes it needs. Both are places decoders never look."""
+        rewritten: dict[int, bytes] = {}
+        for stream in image_streams(data, w):
+            check_stream(data, stream)
+            if not (stream.excess or stream.trailing):
+                continue
+            if stream.excess:
+                fresh = recompressed(data, stream)
+                report.removed_piece("hidden data inside the PNG's compressed image data",
+                                     sum(c.length - stream.skip for c in stream.chunks))
+                keep = {c.start: b"" for c in stream.chunks}
+                keep[stream.chunks[0].start] = fresh
+            else:
+                keep = {c.start: _body(data, c)[stream.skip : stream.skip + stream.keep[c.start]]
+                        for c in stream.chunks}
+                report.removed_piece("data after the end of the PNG's compressed image data",
+                                     sum(c.length - stream.skip - stream.keep[c.start]
+                                         for c in stream.chunks))
+            for c in stream.chunks:
+                prefix = _body(data, c)[: stream.skip]
+                rewritten[c.start] = _make_chunk(c.type, prefix + keep[c.start])
+        return rewritten
+
     def leftovers(self, data: bytes, policy: Policy) -> list[str]:
         w = walk(data, policy)
         left: list[str] = []
+        for stream in image_streams(data, w):
+            check_stream(data, stream)
+            if stream.excess:
+                left.append("more compressed image data than the picture needs")
+            if stream.trailing:
+                left.append("bytes after the end of the compressed image data")
         exif_seen = icc_seen = False
         for chunk in w.chunks:
             if chunk.type in KEEP:

@@ -153,3 +153,42 @@ def test_keep_icc_jpeg_keeps_a_real_profile() -> None:
     out = core.clean(data, KEEP_ICC)
     with Image.open(io.BytesIO(out.data)) as im:
         assert im.info["icc_profile"] == profile
+
+
+# --- PNG: bytes a decoder never reads, inside the image data chunks -------------------------
+
+
+def _apng() -> bytes:
+    frames = [Image.new("RGB", (12, 10), (i * 60, 20, 200 - i * 50)) for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("where", ["after the stream in IDAT", "extra IDAT after the stream",
+                                   "inflated past the picture", "after the stream in fdAT"])
+def test_png_image_data_carries_nothing_after_the_picture(where: str) -> None:
+    """IDAT/fdAT were copied byte for byte, so bytes after the zlib stream (or more
+    inflated bytes than the scanlines need), which decoders ignore, went through."""
+    chunks = png_chunks(_apng() if "fdAT" in where else picture("PNG"))
+    idat = [i for i, (t, _) in enumerate(chunks) if t == b"IDAT"]
+    if where == "after the stream in IDAT":
+        chunks[idat[-1]] = (b"IDAT", chunks[idat[-1]][1] + MARKER)
+    elif where == "extra IDAT after the stream":
+        chunks.insert(idat[-1] + 1, (b"IDAT", MARKER))
+    elif where == "inflated past the picture":
+        raw = zlib.decompress(b"".join(chunks[i][1] for i in idat))
+        chunks[idat[0] : idat[-1] + 1] = [(b"IDAT", zlib.compress(raw + MARKER))]
+    else:
+        chunks = [(t, b + MARKER if t == b"fdAT" else b) for t, b in chunks]
+    data = png_of(chunks)
+    assert MARKER in data or MARKER in zlib.decompress(chunks[idat[0]][1])
+    out = assert_clean(data)
+    assert out.lossless
+    if "fdAT" in where:  # every frame still decodes to the same pixels
+        with Image.open(io.BytesIO(out.data)) as a, Image.open(io.BytesIO(data)) as b:
+            assert a.n_frames == b.n_frames == 3
+            for n in range(3):
+                a.seek(n)
+                b.seek(n)
+                assert a.convert("RGB").tobytes() == b.convert("RGB").tobytes()
