@@ -9,7 +9,8 @@ and the LZW-coded Table Based Image Data as data sub-blocks (size byte + up to
 24), Plain Text (0x01, section 25), Application (0xFF, section 26).
 
 Allow-list: header, screen descriptor, colour tables, images with their LZW
-data (copied untouched: the pixels cannot change), graphic control extensions
+data (the codes copied untouched: the pixels cannot change; cut after the End of
+Information code or the last pixel, and written in 255-byte sub-blocks), graphic control extensions
 and the NETSCAPE2.0/ANIMEXTS1.0 loop extension, both rebuilt from their
 values so nothing can hide in them; the ICC extension (``ICCRGBG1012``) only
 when the policy keeps colour profiles. Comments, plain text, XMP and every
@@ -20,6 +21,7 @@ trailer.
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -177,6 +179,92 @@ def parse(data: bytes, policy: Policy) -> Parsed:
     return Parsed(blocks, pos, width, height, has_trailer)
 
 
+def lzw_data_end(lzw: bytes, min_code_size: int, pixels: int) -> int:
+    """How many bytes of ``lzw`` the image uses (GIF89a appendix F, variable-length codes).
+
+    Codes are read LSB first, ``min_code_size + 1`` bits wide, growing by one bit
+    each time the code table reaches the next power of two (up to 12 bits); a Clear
+    code resets the width. The image ends at the End of Information code, or at the
+    code that fills its last pixel (plus an End of Information code right after it).
+    Only the code widths and string lengths are followed, never the pixels. A code
+    that no decoder could read raises :class:`MalformedImage`.
+    """
+    if not 2 <= min_code_size <= 11:
+        raise MalformedImage("the GIF's image data has an impossible code size")
+    clear = 1 << min_code_size
+    eoi = clear + 1
+    lengths = [1] * (eoi + 1) + [0] * (4096 - eoi - 1)
+    size, nxt, prev = min_code_size + 1, eoi + 1, -1
+    mask = (1 << size) - 1
+    acc = nbits = i = done = 0
+    n = len(lzw)
+    filled = -1  # offset just after the code that filled the last pixel
+    while True:
+        while nbits < size:
+            if i >= n:
+                return n if filled < 0 else filled
+            acc |= lzw[i] << nbits
+            i += 1
+            nbits += 8
+        code = acc & mask
+        acc >>= size
+        nbits -= size
+        if filled >= 0:
+            return i if code == eoi else filled
+        if code == clear:
+            size, nxt, prev = min_code_size + 1, eoi + 1, -1
+            mask = (1 << size) - 1
+            continue
+        if code == eoi:
+            return i
+        if code > nxt or (code == nxt and prev < 0) or code == nxt == 4096:
+            raise MalformedImage("the GIF's image data is damaged (an impossible LZW code)")
+        if prev >= 0 and nxt < 4096:
+            lengths[nxt] = lengths[prev] + 1
+            nxt += 1
+            if nxt == 1 << size and size < 12:
+                size += 1
+                mask = (1 << size) - 1
+        done += lengths[code]
+        prev = code
+        if done >= pixels:
+            filled = i
+
+
+def sub_blocks(payload: bytes) -> bytes:
+    """``payload`` as data sub-blocks (GIF89a 15) of 255 bytes, the last shorter, then a
+    block terminator: the one layout onionclean writes."""
+    parts = [bytes([len(payload[i : i + 255])]) + payload[i : i + 255]
+             for i in range(0, len(payload), 255)]
+    return b"".join(parts) + b"\x00"
+
+
+def canonical_image(data: bytes, block: Block) -> tuple[bytes, int]:
+    """An image block with only the LZW data its pixels use, in canonical sub-blocks,
+    and how many LZW bytes were left out.
+
+    Bytes after the End of Information code (or after the last pixel) are never
+    decoded, so anything could hide there; the pixels stay exactly the same.
+    """
+    _x, _y, w, h = struct.unpack_from("<HHHH", data, block.start + 1)
+    lzw = sub_block_data(data, block.data_start, block.end)
+    used = lzw_data_end(lzw, data[block.data_start - 1], w * h)
+    return data[block.start : block.data_start] + sub_blocks(lzw[:used]), len(lzw) - used
+
+
+#: The image blocks the last clean of this thread wrote, for the output check that
+#: follows it: ``(output, {(offset, length)})``; popped on first use. canonical_image
+#: is idempotent, so a block it just made need not be walked again (a GIF's LZW walk
+#: runs in Python).
+_CANONICAL = threading.local()
+
+
+def _take_canonical(data: bytes) -> frozenset[tuple[int, int]]:
+    slot = getattr(_CANONICAL, "slot", None)
+    _CANONICAL.slot = None  # used once; never keeps the output past its check
+    return slot[1] if slot is not None and slot[0] is data else frozenset()
+
+
 def _loop_count(data: bytes, block: Block) -> int | None:
     """The NETSCAPE2.0 loop count: sub-block ID 1 holding a little-endian 16-bit count."""
     payload = sub_block_data(data, block.data_start, block.end)
@@ -279,10 +367,16 @@ class GIF(ImageFormat):
         view = memoryview(data)
         out: list[bytes | memoryview] = []
         pending_gce: int | None = None  # index in out of a GCE not yet followed by an image
+        images: list[int] = []  # indexes in out of the (canonical) image blocks
         for block in p.blocks:
             keep: bytes | memoryview | None = None
-            if block.kind in ("header", "image", "trailer"):
+            if block.kind in ("header", "trailer"):
                 keep = view[block.start : block.end]
+            elif block.kind == "image":
+                keep, unused = canonical_image(data, block)
+                if unused:
+                    report.removed_piece("data after the end of a GIF frame's image data",
+                                         unused)
             elif block.kind == "gce" and block.values:
                 keep = canonical_gce(block.values)
             elif block.kind == "app" and block.app in LOOP_APPLICATIONS:
@@ -305,21 +399,34 @@ class GIF(ImageFormat):
                 pending_gce = len(out)
             elif block.kind == "image":
                 pending_gce = None
+            if block.kind == "image":
+                images.append(len(out))
             out.append(keep)
         if not p.has_trailer:
             out.append(bytes([TRAILER]))
             report.notes.append("the GIF had no trailer; one was added")
         if p.end < len(data):
             report.removed_piece("data after the GIF's trailer", len(data) - p.end)
-        return CleanOutput(b"".join(out), "gif", p.width, p.height, lossless=True)
+        cleaned = b"".join(out)
+        offsets, pos = [], 0
+        for part in out:
+            offsets.append(pos)
+            pos += len(part)
+        _CANONICAL.slot = (cleaned, frozenset((offsets[i], len(out[i])) for i in images))
+        return CleanOutput(cleaned, "gif", p.width, p.height, lossless=True)
 
     def leftovers(self, data: bytes, policy: Policy) -> list[str]:
         p = parse(data, policy)
+        proven = _take_canonical(data)
         left: list[str] = []
         for block in p.blocks:
-            if block.kind in ("header", "image", "trailer"):
+            if block.kind in ("header", "trailer"):
                 continue
             raw = data[block.start : block.end]
+            if block.kind == "image":
+                if (block.start, len(raw)) not in proven and raw != canonical_image(data, block)[0]:
+                    left.append("GIF image data with bytes its pixels do not use")
+                continue
             if block.kind == "gce" and block.values and raw == canonical_gce(block.values):
                 continue
             if block.kind == "app" and block.app in LOOP_APPLICATIONS:

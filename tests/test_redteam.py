@@ -192,3 +192,42 @@ def test_png_image_data_carries_nothing_after_the_picture(where: str) -> None:
                 a.seek(n)
                 b.seek(n)
                 assert a.convert("RGB").tobytes() == b.convert("RGB").tobytes()
+
+
+# --- GIF: bytes after the End of Information code of a frame's LZW data ---------------------
+
+
+def _gif_frames(data: bytes) -> list[bytes]:
+    with Image.open(io.BytesIO(data)) as im:
+        out = []
+        for n in range(im.n_frames):
+            im.seek(n)
+            out.append(im.convert("RGBA").tobytes())
+        return out
+
+
+@pytest.mark.parametrize("where", ["sub-block after the end code", "end code left out"])
+def test_gif_lzw_data_carries_nothing_after_the_picture(where: str) -> None:
+    """Image blocks were copied whole; sub-blocks after the LZW End of Information code
+    (or after the last pixel when the code is missing) are never decoded."""
+    from core import gif
+    from core.policy import Policy as P
+
+    frames = [Image.new("P", (20, 10), i) for i in range(2)]
+    for f in frames:
+        f.putpalette([0, 0, 0, 250, 0, 0, 0, 250, 0])
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    data = buf.getvalue()
+    blocks = [b for b in gif.parse(data, P()).blocks if b.kind == "image"]
+    last = blocks[-1]
+    lzw = gif.sub_block_data(data, last.data_start, last.end)
+    used = gif.lzw_data_end(lzw, data[last.data_start - 1], 20 * 10)
+    assert used == len(lzw)  # Pillow ends its data with the End of Information code
+    if where == "end code left out":  # drop the final EOI: decoders stop at the last pixel
+        lzw = lzw[:-1]
+    hostile = (data[: last.data_start] + gif.sub_blocks(lzw + MARKER) + data[last.end :])
+    assert gif.GIF().leftovers(hostile, P()) != []  # the output check sees it too
+    out = core.clean(hostile)
+    assert marker_forms(out.data) == [] and leaks_of(out.data) == []
+    assert _gif_frames(out.data) == _gif_frames(hostile) == _gif_frames(data)
