@@ -293,6 +293,26 @@ def recompressed(data: bytes, stream: Stream) -> bytes:
     return b"".join(out)
 
 
+def colour_body(data: bytes, w: Walk, chunk: Chunk) -> bytes | None:
+    """PLTE/tRNS cut to the bytes a decoder reads (spec 11.2.3, 11.3.2.1); None: none.
+
+    PLTE holds whole 3-byte entries, and only type 3 needs it (for types 2 and 6 it
+    is a mere suggestion for quantisers, 11.2.3); tRNS holds one 2-byte grey (colour type 0), one
+    6-byte RGB (type 2) or at most one alpha byte per palette entry (type 3), and is
+    not allowed with an alpha channel. Longer chunks are cut where Pillow stops
+    reading (libpng ignores them whole), so nothing rides after the colours.
+    """
+    body = _body(data, chunk)
+    colour = data[25]
+    if chunk.type == b"PLTE":  # only a palette image (type 3) is drawn from its palette
+        return body[: len(body) - len(body) % 3] or None if colour == 3 else None
+    if colour == 3:
+        plte = next((c for c in w.chunks if c.type == b"PLTE"), None)
+        return body[: plte.length // 3] if plte is not None else None
+    size = {0: 2, 2: 6}.get(colour, 0)
+    return body[:size] if size and len(body) >= size else None
+
+
 def _body(data: bytes, chunk: Chunk) -> bytes:
     return data[chunk.data_start : chunk.data_start + chunk.length]
 
@@ -496,6 +516,17 @@ class PNG(ImageFormat):
                     icc_kept = True
                     out.append(iccp)
                     continue
+            if chunk.type in (b"PLTE", b"tRNS"):
+                body = colour_body(data, w, chunk)
+                if body is None:
+                    report.removed_piece(f"PNG {chunk.name} chunk", chunk.length + 12)
+                elif len(body) < chunk.length:
+                    out.append(_make_chunk(chunk.type, body))
+                    report.removed_piece(f"bytes after the colours in the PNG {chunk.name}"
+                                         " chunk", chunk.length - len(body))
+                else:
+                    out.append(view[chunk.start : chunk.end])
+                continue
             if chunk.type in KEEP:
                 out.append(view[chunk.start : chunk.end])
                 if chunk.type == b"IHDR" and keep_orientation != 1:
@@ -552,6 +583,10 @@ class PNG(ImageFormat):
                 left.append("bytes after the end of the compressed image data")
         exif_seen = icc_seen = False
         for chunk in w.chunks:
+            if chunk.type in (b"PLTE", b"tRNS") and colour_body(data, w, chunk) != _body(
+                    data, chunk):
+                left.append(f"PNG {chunk.name} chunk with bytes no decoder reads")
+                continue
             if chunk.type in KEEP:
                 continue
             if chunk.type == b"iCCP" and policy.keep_icc and not icc_seen:

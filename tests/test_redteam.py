@@ -231,3 +231,24 @@ def test_gif_lzw_data_carries_nothing_after_the_picture(where: str) -> None:
     out = core.clean(hostile)
     assert marker_forms(out.data) == [] and leaks_of(out.data) == []
     assert _gif_frames(out.data) == _gif_frames(hostile) == _gif_frames(data)
+
+
+@pytest.mark.parametrize("where", ["tRNS longer than the palette", "PLTE in an RGB image",
+                                   "tRNS longer than one RGB colour"])
+def test_png_colour_chunks_carry_nothing_a_decoder_does_not_read(where: str) -> None:
+    """PLTE and tRNS were kept whole: bytes past the palette's entries (tRNS), past the
+    one transparent colour (tRNS of an RGB image), or a suggested palette in a truecolour
+    image (PLTE, never used to draw it) went through."""
+    if where == "tRNS longer than the palette":
+        im = Image.new("P", (8, 8), 1)
+        im.putpalette([0, 0, 0, 250, 0, 0])
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        chunks = png_chunks(buf.getvalue())
+        chunks.insert(2, (b"tRNS", b"\x00\xff" + MARKER))
+    else:
+        chunks = png_chunks(picture("PNG"))
+        extra = (b"PLTE", MARKER + b"\0\0") if where == "PLTE in an RGB image" else (
+            b"tRNS", b"\x00\x0a\x00\x0f\x00\x00" + MARKER)
+        chunks.insert(1, extra)
+    assert_clean(png_of(chunks))
