@@ -14,7 +14,8 @@ rather than searched a second time.
 
 Allow-list (like mat2, everything else goes, known or unknown): SOI, SOFn,
 DHT, DQT, DRI, DAC, DNL, DHP, EXP, SOS with its entropy-coded data and
-restart markers, EOI; APP14 only when it starts with ``Adobe`` (its colour
+restart markers, EOI (DQT/DHT tables that no frame or scan can read, see
+:func:`live_tables`, are dropped); APP14 only when it starts with ``Adobe`` (its colour
 transform is needed to decode the colours); APP0 only when it starts with
 ``JFIF\\0``, and then rebuilt without thumbnail (JFIF 1.02 section 4.1);
 APP2 ``ICC_PROFILE`` chunks only when the policy keeps colour profiles; and,
@@ -423,6 +424,60 @@ def icc_profile_segments(data: bytes, layout: JpegLayout) -> frozenset[int]:
     return frozenset(s.start for s in chunks) if icc.is_profile(profile) else frozenset()
 
 
+def _tables(data: bytes, seg: Segment) -> list[tuple[tuple[int, int, int], int, int]]:
+    """The tables one DQT/DHT segment defines: ``(key, start, end)``, key = (kind, class, slot).
+
+    DQT (B.2.4.1): Pq/Tq then 64 or 128 bytes; DHT (B.2.4.2): Tc/Th, 16 counts, values.
+    The walk already checked that the tables fill the segment exactly.
+    """
+    out = []
+    p, q = seg.payload_start, seg.payload_end
+    while p < q:
+        if seg.marker == DQT:
+            key, size = (DQT, 0, data[p] & 15), 1 + 64 * ((data[p] >> 4) + 1)
+        else:
+            key, size = (DHT, data[p] >> 4, data[p] & 15), 17 + sum(data[p + 1 : p + 17])
+        out.append((key, p, p + size))
+        p += size
+    return out
+
+
+def live_tables(data: bytes, layout: JpegLayout) -> dict[int, list[tuple[int, int]]]:
+    """For each DQT/DHT segment (by start), the byte ranges of the tables a decoder can use.
+
+    A table is dead when no header that reads it (a scan for DHT; a frame or scan
+    for DQT) comes after it before the same slot is defined again (or before EOI),
+    or when no frame header (DQT: a component's Tq) or scan header (DHT: a
+    component's Td, Ta) ever names its slot (T.81 B.2.2, B.2.3).
+    Dead tables are never read, so any bytes could ride in them.
+    """
+    refs: set[tuple[int, int, int]] = set()
+    for seg in layout.segments:
+        p = seg.payload_start
+        if seg.marker in SOF_MARKERS or seg.marker == DHP:
+            refs.update((DQT, 0, data[p + 8 + 3 * i] & 15) for i in range(data[p + 5]))
+        elif seg.marker == SOS:
+            for i in range(data[p]):
+                tables = data[p + 2 + 2 * i]
+                refs.update(((DHT, 0, tables >> 4), (DHT, 1, tables & 15)))
+    live: dict[int, list[tuple[int, int]]] = {}
+    pending: dict[tuple[int, int, int], tuple[int, int, int]] = {}  # not yet followed by a header
+    for seg in layout.segments:
+        if seg.marker in (DQT, DHT):
+            live[seg.start] = []
+            for key, start, end in _tables(data, seg):
+                pending[key] = (seg.start, start, end)  # an earlier pending one is dead
+        elif seg.marker in SOF_MARKERS or seg.marker in (DHP, SOS):
+            # Huffman tables are read by scans only; quantisation tables by frames and
+            # scans (libjpeg latches them at each component's first scan).
+            used = [k for k in pending if k[0] == DQT or seg.marker == SOS]
+            for key in used:
+                owner, start, end = pending.pop(key)
+                if key in refs:
+                    live[owner].append((start, end))
+    return live
+
+
 def orientation_app1(orientation: int) -> bytes:
     """APP1 ``Exif\\0\\0`` holding only the Orientation tag (the only EXIF we write)."""
     body = EXIF_ID + build_orientation_exif(orientation)
@@ -647,8 +702,20 @@ def strip_segments(data: bytes, policy: Policy, report: Report) -> CleanOutput:
     jfif: bytes | None = None
     removed = report.removed_piece
     icc_kept = icc_profile_segments(data, layout) if policy.keep_icc else frozenset()
+    live = live_tables(data, layout)
     for seg in layout.segments:
         marker = seg.marker
+        if marker in (DQT, DHT):
+            kept = sorted(live[seg.start])
+            size = sum(end - start for start, end in kept)
+            if size != seg.payload_end - seg.payload_start:
+                removed("unused JPEG table (never read by a decoder)",
+                        seg.payload_end - seg.payload_start - size)
+                if kept:
+                    body = b"".join(data[start:end] for start, end in kept)
+                    parts.append(bytes((0xFF, marker)) + (len(body) + 2).to_bytes(2, "big")
+                                 + body)
+                continue
         if marker in STRUCTURAL:
             if marker == SOS:
                 scans.append((len(parts), seg))
@@ -752,9 +819,14 @@ def leftovers(data: bytes, policy: Policy) -> list[str]:
     """
     layout = walk(data, policy, check_size=False, proven=_take_scan_proofs(data))
     icc_ok = icc_profile_segments(data, layout) if policy.keep_icc else frozenset()
+    live = live_tables(data, layout)
     found: list[str] = []
     for seg in layout.segments:
         marker = seg.marker
+        if marker in (DQT, DHT) and sum(e - s for s, e in live[seg.start]) != (
+                seg.payload_end - seg.payload_start):
+            found.append(f"unused tables in a {marker_name(marker)} segment")
+            continue
         if marker in STRUCTURAL or marker == EOI:
             continue
         payload = data[seg.payload_start : seg.end]

@@ -252,3 +252,32 @@ def test_png_colour_chunks_carry_nothing_a_decoder_does_not_read(where: str) -> 
             b"tRNS", b"\x00\x0a\x00\x0f\x00\x00" + MARKER)
         chunks.insert(1, extra)
     assert_clean(png_of(chunks))
+
+
+# --- JPEG: tables no decoder ever reads ------------------------------------------------------
+
+
+def _jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+@pytest.mark.parametrize("where", ["DQT in a slot no component names",
+                                   "DHT redefined before any scan",
+                                   "DHT after the last scan"])
+def test_jpeg_unused_tables_are_dropped(where: str) -> None:
+    """DQT/DHT segments were kept byte for byte, so a table in a slot nothing names, or
+    one overwritten before any frame/scan header, carried up to 256 free bytes each."""
+    data = picture("JPEG")
+    dqt = data.index(b"\xff\xdb")
+    padded = MARKER + bytes(64 - len(MARKER))
+    huffman = b"\x11" + bytes(15) + bytes([len(MARKER)]) + MARKER  # AC table in slot 1
+    if where == "DQT in a slot no component names":
+        hostile = data[:dqt] + _jpeg_segment(0xDB, b"\x03" + padded) + data[dqt:]
+    elif where == "DHT redefined before any scan":
+        sos = data.index(b"\xff\xda")
+        dht = data.rindex(b"\xff\xc4", 0, sos)
+        hostile = data[:dht] + _jpeg_segment(0xC4, huffman) + data[dht:]
+    else:
+        hostile = data[:-2] + _jpeg_segment(0xC4, huffman) + data[-2:]
+    out = assert_clean(hostile)
+    assert out.lossless
