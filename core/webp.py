@@ -8,7 +8,8 @@ payload, and one zero pad byte when the size is odd. A simple file holds one
 ``ANMF`` (frames, holding ALPH/VP8/VP8L and possibly unknown chunks), ``ALPH``,
 ``EXIF``, ``XMP `` and unknown chunks.
 
-Allow-list: VP8, VP8L, VP8X, ALPH, ANIM, ANMF (with only ALPH/VP8/VP8L inside);
+Allow-list: VP8, VP8L, VP8X, ALPH, one ANIM, ANMF (with only ALPH/VP8/VP8L
+inside), and a simple file's first chunk alone;
 ICCP only when the policy keeps colour profiles. EXIF, XMP, ICCP and unknown
 chunks go, and so do the bytes after the RIFF size. The VP8X flags and the
 RIFF size are rewritten; pad bytes are written as zeros (never copied). The
@@ -194,6 +195,23 @@ def parse(data: bytes, policy: Policy) -> Parsed:
     return Parsed(chunks, frames, riff_end, width, height, extended, alpha, bad_padding)
 
 
+def image_chunks(p: Parsed) -> list[Chunk]:
+    """The top-level chunks a decoder reads: a simple file is its first chunk alone
+    (Container spec, "Simple File Format": a single VP8/VP8L chunk); an extended file
+    has one VP8X and at most one ANIM, and every other chunk is judged by its name."""
+    if not p.extended:
+        return p.chunks[:1]
+    seen_anim = False
+    out = []
+    for chunk in p.chunks:
+        if chunk.fourcc == b"ANIM":
+            if seen_anim:
+                continue
+            seen_anim = True
+        out.append(chunk)
+    return out
+
+
 def _payload(data: bytes, chunk: Chunk) -> bytes:
     return data[chunk.payload_start : chunk.payload_end]
 
@@ -263,7 +281,11 @@ class WebP(ImageFormat):
         body: list[bytes | memoryview] = []
         icc_kept = False
         vp8x_index = 0
+        read = image_chunks(p)
         for chunk in p.chunks:
+            if chunk not in read:
+                report.removed_piece(f"WebP {chunk.name} chunk", chunk.size + 8 + (chunk.size & 1))
+                continue
             payload = view[chunk.payload_start : chunk.payload_end]
             if (chunk.fourcc == b"ICCP" and policy.keep_icc and p.extended and not icc_kept
                     and icc.is_profile(payload)):
@@ -316,7 +338,11 @@ class WebP(ImageFormat):
         p = parse(data, policy)
         left: list[str] = []
         has_icc = has_exif = False
+        read = image_chunks(p)
         for chunk in p.chunks:
+            if chunk not in read:
+                left.append(f"WebP {chunk.name} chunk no decoder reads")
+                continue
             if chunk.fourcc in KEEP:
                 for sub in p.frames.get(chunk.start, ()):
                     if sub.fourcc not in IMAGE_CHUNKS:

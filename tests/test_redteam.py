@@ -281,3 +281,15 @@ def test_jpeg_unused_tables_are_dropped(where: str) -> None:
         hostile = data[:-2] + _jpeg_segment(0xC4, huffman) + data[-2:]
     out = assert_clean(hostile)
     assert out.lossless
+
+
+# --- WebP: a second image chunk in a simple file ----------------------------------------------
+
+
+def test_webp_simple_file_is_its_first_chunk_alone() -> None:
+    """A simple (no VP8X) WebP is one VP8/VP8L chunk; a second VP8L after it was kept
+    because its name is on the allow-list, although no decoder reads it."""
+    simple = picture("WEBP", lossless=True)
+    extra = riff_chunk(b"VP8L", b"\x2f" + simple[21:25] + MARKER)
+    body = simple[12:] + extra
+    assert_clean(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body)
