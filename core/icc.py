@@ -177,7 +177,8 @@ HEADER_SIZE = 128
 def is_profile(profile: bytes | memoryview) -> bool:
     """True when ``profile`` is one whole ICC profile and nothing else (ICC.1:2022 7.2, 7.3).
 
-    The header's profile size (bytes 0-3) must equal the length, the file signature
+    The header's profile size (bytes 0-3) must equal the length (up to 3 zero bytes
+    of padding allowed), the file signature
     (bytes 36-39) must be ``acsp``, and the tag table must fit. Used when the policy
     keeps colour profiles: a block that only claims to be a profile (any bytes after
     an ``ICC_PROFILE`` name) could carry anything, so it is not kept.
@@ -187,4 +188,7 @@ def is_profile(profile: bytes | memoryview) -> bool:
         return False
     head = bytes(profile[: HEADER_SIZE + 4])
     size, count = struct.unpack(">L", head[:4])[0], struct.unpack(">L", head[128:132])[0]
-    return size == length and head[36:40] == b"acsp" and 132 + 12 * count <= length
+    if not HEADER_SIZE + 4 <= size <= length or head[36:40] != b"acsp":
+        return False
+    # Some writers pad the profile to a 4-byte boundary: zeros carry nothing.
+    return 132 + 12 * count <= size and length - size < 4 and not any(profile[size:])
