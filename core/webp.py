@@ -212,6 +212,23 @@ def image_chunks(p: Parsed) -> list[Chunk]:
     return out
 
 
+def alph_payload(payload: bytes | memoryview, width: int, height: int) -> bytes:
+    """ALPH as decoders read it (Container spec, "Alpha"): the header byte with its
+    reserved bits zeroed, and, for raw (uncompressed) alpha, exactly width x height
+    values; bytes past them are never read."""
+    if not payload:
+        return b""
+    header = payload[0]
+    rest = payload[1 : 1 + width * height] if header & 0x03 == 0 else payload[1:]
+    return bytes([header & 0x3F]) + bytes(rest)
+
+
+def _frame_size(payload: bytes | memoryview) -> tuple[int, int]:
+    """An ANMF frame's width and height (24-bit minus-one fields at bytes 6 and 9)."""
+    return (1 + int.from_bytes(payload[6:9], "little"),
+            1 + int.from_bytes(payload[9:12], "little"))
+
+
 def _payload(data: bytes, chunk: Chunk) -> bytes:
     return data[chunk.payload_start : chunk.payload_end]
 
@@ -300,11 +317,20 @@ class WebP(ImageFormat):
                 ]
                 for sub in p.frames[chunk.start]:
                     sub_payload = view[sub.payload_start : sub.payload_end]
-                    if sub.fourcc in IMAGE_CHUNKS:
+                    if sub.fourcc == b"ALPH":
+                        frame += _chunk_bytes(b"ALPH", alph_payload(sub_payload,
+                                                                   *_frame_size(payload)))
+                    elif sub.fourcc in IMAGE_CHUNKS:
                         frame += _chunk_bytes(sub.fourcc, sub_payload)
                     else:
                         report.removed_piece(f"WebP {sub.name} chunk in a frame", sub.size + 8)
                 body += _chunk_bytes(b"ANMF", b"".join(frame))
+            elif chunk.fourcc == b"ALPH":
+                alph = alph_payload(payload, p.width, p.height)
+                body += _chunk_bytes(b"ALPH", alph)
+                if len(alph) < chunk.size:
+                    report.removed_piece("bytes after the WebP's alpha values", chunk.size
+                                         - len(alph))
             elif chunk.fourcc in KEEP:
                 body += _chunk_bytes(chunk.fourcc, payload)
             else:
@@ -343,10 +369,19 @@ class WebP(ImageFormat):
             if chunk not in read:
                 left.append(f"WebP {chunk.name} chunk no decoder reads")
                 continue
+            if chunk.fourcc == b"ALPH":
+                alph = _payload(data, chunk)
+                if alph_payload(alph, p.width, p.height) != alph:
+                    left.append("WebP ALPH chunk with bytes no decoder reads")
             if chunk.fourcc in KEEP:
                 for sub in p.frames.get(chunk.start, ()):
                     if sub.fourcc not in IMAGE_CHUNKS:
                         left.append(f"WebP {sub.name} chunk in a frame")
+                    elif sub.fourcc == b"ALPH":
+                        alph = _payload(data, sub)
+                        size = _frame_size(_payload(data, chunk))
+                        if alph_payload(alph, *size) != alph:
+                            left.append("WebP ALPH chunk with bytes no decoder reads")
             elif (chunk.fourcc == b"ICCP" and policy.keep_icc and not has_icc
                   and icc.is_profile(_payload(data, chunk))):
                 has_icc = True

@@ -293,3 +293,21 @@ def test_webp_simple_file_is_its_first_chunk_alone() -> None:
     extra = riff_chunk(b"VP8L", b"\x2f" + simple[21:25] + MARKER)
     body = simple[12:] + extra
     assert_clean(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body)
+
+
+def test_webp_raw_alpha_carries_nothing_after_its_values() -> None:
+    """An uncompressed ALPH chunk holds width x height values; bytes after them were
+    kept, though no decoder reads them."""
+    buf = io.BytesIO()
+    Image.new("RGBA", (16, 8), (9, 9, 9, 100)).save(buf, "WEBP", quality=80)
+    data = buf.getvalue()
+    pos, body = 12, b""
+    while pos < len(data):
+        fourcc, size = struct.unpack_from("<4sI", data, pos)
+        payload = data[pos + 8 : pos + 8 + size]
+        if fourcc == b"ALPH":  # raw alpha (compression 0), then the marker
+            payload = b"\x00" + bytes([100]) * (16 * 8) + MARKER
+        body += riff_chunk(fourcc, payload)
+        pos += 8 + size + (size & 1)
+    assert b"ALPH" in body
+    assert_clean(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body)
