@@ -279,7 +279,7 @@ def check_stream(data: bytes, stream: Stream) -> Stream:
 def recompressed(data: bytes, stream: Stream) -> bytes:
     """The stream's first ``needed`` inflated bytes, compressed again (the pixels are equal)."""
     view = memoryview(data)
-    inflater, deflater = zlib.decompressobj(), zlib.compressobj(9)
+    inflater, deflater = zlib.decompressobj(), zlib.compressobj()
     left = stream.needed
     out: list[bytes] = []
     for c in stream.chunks:
