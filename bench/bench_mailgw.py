@@ -33,6 +33,7 @@ from pathlib import Path
 import aiosmtplib
 
 import core
+from bench.loopback import accepts, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,14 +61,6 @@ def make_photo() -> bytes:
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=90, exif=exif.tobytes())
     return buf.getvalue()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Sink:
@@ -222,15 +215,11 @@ def main(argv: list[str] | None = None) -> int:
          "--log-level", os.environ.get("BENCH_GW_LOG", "warning")],
         cwd=ROOT)
     try:
-        import socket
-
         for p in (sink_port, port):
             for _ in range(400):
-                try:
-                    socket.create_connection(("127.0.0.1", p), timeout=1).close()
+                if accepts(p):
                     break
-                except OSError:
-                    time.sleep(0.05)
+                time.sleep(0.05)
         idle_rss = _mem_kb(gw.pid, "VmRSS")
         cpu0 = _cpu_s(gw.pid)
         wall, lat, answers = asyncio.run(senders(port, message, args.senders, args.messages))

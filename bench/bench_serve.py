@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,21 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.loopback import accepts, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -58,7 +45,7 @@ def one_run(idle_seconds: float) -> tuple[float, dict[str, int], int]:
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            while not (accepts(gemini) and accepts(smtp)):
+            while not (accepts(gemini, 0.2) and accepts(smtp, 0.2)):
                 if proc.poll() is not None or time.monotonic() - t0 > 60:
                     raise RuntimeError("serve did not start")
                 time.sleep(0.01)
